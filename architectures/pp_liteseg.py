@@ -1,0 +1,1 @@
+"""PP-LiteSeg (Peng et al. 2022). Filled in by the PP-LiteSeg port."""

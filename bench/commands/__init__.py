@@ -1,0 +1,1 @@
+"""Subcommands of the ``liteseg-bench`` CLI; each module exposes ``register(subparsers)``."""

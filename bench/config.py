@@ -1,0 +1,371 @@
+"""Frozen, typed configuration of runs and suites.
+
+Config flows one way (as in detectron2): built-in defaults < the suite file's
+``[protocol]`` < a variant's ``set`` < ``--set`` on the command line. The result
+is a frozen :class:`RunConfig` whose :meth:`RunConfig.run_id` is a hash of
+everything that can change a run's outcome, so finished runs are recognised and
+interrupted ones resumed.
+
+Suite files are TOML (see ``experiments/``); unknown keys and wrong types are
+reported with the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+Size = tuple[int, int]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SyntheticSpec(_Frozen):
+    """Procedural dataset used by fast tests (written to a temporary folder)."""
+
+    num_train: int = Field(24, ge=1)
+    num_val: int = Field(8, ge=1)
+    image_size: Size = (64, 64)
+    num_classes: int = Field(4, ge=2)
+    seed: int = 0
+
+
+class DataSpec(_Frozen):
+    """Which dataset and splits a run reads, and how it is loaded."""
+
+    dataset: Literal["camvid", "voc_sbd", "cityscapes", "synthetic"]
+    train_split: str = "train"
+    val_split: str = "val"
+    cache: bool = Field(True, description="keep decoded images in memory (small datasets)")
+    num_workers: int = Field(0, ge=0)
+    synthetic: SyntheticSpec = SyntheticSpec()
+
+
+class AugmentSpec(_Frozen):
+    """Training augmentation and normalisation.
+
+    ``pipeline`` selects the recipe:
+
+    - ``"seed"``: HorizontalFlip, VerticalFlip, RandomBrightnessContrast,
+      RandomScale(``scale_limit``), PadIfNeeded(constant; label padded with
+      ignore), RandomCrop(``crop_size``).
+    - ``"paddleseg"``: random scale in steps (``scale_range``, ``scale_step``),
+      pad + random crop, horizontal flip, colour jitter (``color_jitter``).
+    - ``"none"``: pad + crop only.
+
+    Evaluation always runs on the full image, normalised the same way.
+    """
+
+    pipeline: Literal["seed", "paddleseg", "none"] = "seed"
+    crop_size: Size = (320, 320)
+    scale_limit: tuple[float, float] = (-0.5, 1.0)
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    scale_step: float = Field(0.25, gt=0)
+    hflip: bool = True
+    vflip: bool = True
+    color_jitter: float = Field(0.5, ge=0)
+    normalize: Literal["imagenet", "half"] = "imagenet"
+
+
+class OptimSpec(_Frozen):
+    """SGD with per-iteration poly decay after a linear warm-up."""
+
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_iters: int = Field(0, ge=0)
+    warmup_start_lr: float = Field(1e-5, ge=0)
+    poly_power: float = Field(0.9, ge=0)
+    end_lr: float = Field(0.0, ge=0)
+
+
+class LossSpec(_Frozen):
+    """Cross-entropy (``"ce"``) or OHEM cross-entropy (``"ohem"``, PaddleSeg semantics).
+
+    ``weights`` weigh the model outputs in order (main first); a model with
+    fewer outputs uses the leading weights.
+    """
+
+    kind: Literal["ce", "ohem"] = "ce"
+    ohem_thresh: float = Field(0.7, gt=0, le=1)
+    ohem_min_kept: int | None = Field(None, ge=1, description="default: batch*H*W // 16")
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+
+class TrainSpec(_Frozen):
+    """Length, batch and numerics of the training loop."""
+
+    iters: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    channels_last: bool = False
+    sync_bn: bool = False
+    checkpoint_every: int = Field(100, ge=1)
+    eval_every: int = Field(0, ge=0, description="0: evaluate only at the end")
+    log_every: int = Field(10, ge=1)
+
+
+class EvalSpec(_Frozen):
+    """Evaluation on the val split at full resolution (no flip, no shuffle)."""
+
+    batch_size: int = Field(1, ge=1)
+    visualize: tuple[int, ...] = Field((0, 1, 2), description="val indices saved as predictions")
+
+
+class ProfileSpec(_Frozen):
+    """Cost measurement settings (see bench.profile)."""
+
+    flops_sizes: tuple[Size, ...] = ((512, 1024),)
+    latency_size: Size = (512, 1024)
+    latency_batch: int = Field(1, ge=1)
+    warmup: int = Field(3, ge=0)
+    repeats: int = Field(10, ge=1)
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
+
+
+class ProtocolSpec(_Frozen):
+    """Everything shared by the runs of a suite."""
+
+    data: DataSpec
+    augment: AugmentSpec = AugmentSpec()
+    optim: OptimSpec = OptimSpec()
+    loss: LossSpec = LossSpec()
+    train: TrainSpec = TrainSpec()
+    eval: EvalSpec = EvalSpec()
+    profile: ProfileSpec = ProfileSpec()
+
+
+class ModelSpec(_Frozen):
+    """A registered model name, its constructor overrides and optional initial weights.
+
+    ``pretrained`` is a path to an official checkpoint (full model or ImageNet
+    backbone) read by ``architectures.weights.load_official``; relative paths are
+    resolved against the data root.
+    """
+
+    name: str
+    overrides: dict[str, Any] = {}
+    pretrained: str | None = None
+
+
+class PaperResult(_Frozen):
+    """A number printed in a paper, with how it was obtained."""
+
+    miou: float | None = None
+    fps: float | None = None
+    gflops: float | None = None
+    params_m: float | None = None
+    dataset: str = ""
+    note: str = ""
+
+
+class Expected(_Frozen):
+    """An mIoU (percent) this suite should reach, within a tolerance."""
+
+    miou: float
+    tolerance: float = Field(gt=0)
+
+
+class VariantSpec(_Frozen):
+    """One entry of a suite: a model plus only what differs from the protocol."""
+
+    name: str = Field(min_length=1)
+    model: str
+    overrides: dict[str, Any] = {}
+    set: dict[str, Any] = Field({}, description="protocol overrides by dotted key")
+    seeds: tuple[int, ...] | None = None
+    group: str = "main"
+    reference: str | None = Field(None, description="variant an ablation is compared with")
+    description: str = ""
+    paper: PaperResult | None = None
+    expected: Expected | None = None
+
+
+class SuiteSpec(_Frozen):
+    """A whole experiment file: protocol, variants, seeds and paper numbers."""
+
+    name: str
+    description: str = ""
+    seeds: tuple[int, ...] = (0,)
+    protocol_note: str = ""
+    protocol: ProtocolSpec
+    variants: tuple[VariantSpec, ...]
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_names(cls, variants: tuple[VariantSpec, ...]) -> tuple[VariantSpec, ...]:
+        names = [v.name for v in variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique; repeated: {duplicates}")
+        return variants
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> SuiteSpec:
+        names = {v.name for v in self.variants}
+        for variant in self.variants:
+            if variant.reference is not None and variant.reference not in names:
+                raise ValueError(
+                    f"variant {variant.name!r}: reference {variant.reference!r} is not a "
+                    f"variant of this suite (variants: {sorted(names)})"
+                )
+        return self
+
+
+class RunConfig(_Frozen):
+    """The fully resolved configuration of one training run."""
+
+    suite: str
+    variant: str
+    seed: int
+    model: ModelSpec
+    data: DataSpec
+    augment: AugmentSpec
+    optim: OptimSpec
+    loss: LossSpec
+    train: TrainSpec
+    eval: EvalSpec
+    profile: ProfileSpec
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the outcome of training (names and profile settings excluded)."""
+        return self.model_dump(mode="json", exclude={"suite", "variant", "profile"})
+
+    def run_id(self) -> str:
+        """A short, stable hash of :meth:`identity`."""
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem: ``source: dotted.key: message``."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see bench/config.py for accepted keys)"
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value as a TOML literal, falling back to a plain string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["train.iters=10", ...]`` into ``{"train.iters": 10, ...}``."""
+    parsed: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.iters=100")
+        parsed[key.strip()] = parse_value(value.strip())
+    return parsed
+
+
+def apply_dotted(tree: Mapping[str, Any], updates: Mapping[str, Any], source: str) -> dict:
+    """Return a copy of ``tree`` with ``{"a.b": v}`` updates applied.
+
+    Only existing sections may be entered; leaf keys are checked later by the
+    schema, so a misspelt leaf is reported as an unknown key.
+    """
+    result = json.loads(json.dumps(tree))
+    for dotted, value in updates.items():
+        parts = dotted.split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part, {})
+            if not isinstance(child, dict):
+                prefix = ".".join(parts[: depth + 1])
+                raise ConfigError(f"{source}: {dotted}: {prefix} is a value, not a section")
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def suite_path(name_or_path: str | Path) -> Path:
+    """Resolve a suite name (``camvid-quick``) or a path to its TOML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError(f"suite file {candidate} does not exist")
+        return candidate
+    path = EXPERIMENTS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown suite {str(name_or_path)!r}; available: {', '.join(available_suites())} "
+            f"(or pass a path to a .toml file)"
+        )
+    return path
+
+
+def available_suites() -> list[str]:
+    """Names of the suites shipped in experiments/."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str | Path) -> SuiteSpec:
+    """Read and validate a suite file; errors name the file and the key."""
+    path = suite_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return SuiteSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, str(path))) from None
+
+
+def suite_file_hash(name_or_path: str | Path) -> str:
+    """SHA-256 of the suite file's bytes (provenance in reports)."""
+    return hashlib.sha256(suite_path(name_or_path).read_bytes()).hexdigest()
+
+
+def resolve_runs(
+    suite: SuiteSpec, cli_set: Mapping[str, Any] | None = None, source: str = "suite"
+) -> list[RunConfig]:
+    """Expand a suite into one :class:`RunConfig` per variant and seed.
+
+    ``cli_set`` holds ``--set`` overrides (dotted protocol keys, or
+    ``model.overrides.KEY``) applied to every run after the variant's own ``set``.
+    """
+    base = suite.protocol.model_dump(mode="json")
+    runs = []
+    for variant in suite.variants:
+        tree = dict(base)
+        tree["model"] = {"name": variant.model, "overrides": dict(variant.overrides)}
+        tree = apply_dotted(tree, variant.set, f"{source}: variant {variant.name!r}: set")
+        tree = apply_dotted(tree, cli_set or {}, "--set")
+        for seed in variant.seeds or suite.seeds:
+            payload = {**tree, "suite": suite.name, "variant": variant.name, "seed": seed}
+            try:
+                runs.append(RunConfig.model_validate(payload))
+            except ValidationError as error:
+                where = f"{source}: variant {variant.name!r}"
+                raise ConfigError(format_validation_error(error, where)) from None
+    return runs

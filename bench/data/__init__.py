@@ -1,0 +1,1 @@
+"""Datasets in their official layouts, transforms, and dataset checks."""

@@ -1,0 +1,229 @@
+"""Run records: schema, atomic writes, and loading a suite's records as a DataFrame.
+
+One JSON record per run lives at ``<out>/<suite>/runs/<run_id>/result.json``.
+Every number carries the settings it was measured with (counter and
+convention for FLOPs, device/dtype/threads for latency), so tables can say how
+each value was obtained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+
+RunStatus = Literal["done", "failed"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetInfoRecord(_Record):
+    name: str
+    train_split: str
+    val_split: str
+    num_classes: int
+    ignore_index: int
+    class_names: list[str]
+    palette: list[tuple[int, int, int]]
+
+
+class Metrics(_Record):
+    """Confusion-matrix metrics over a whole split (fractions in [0, 1])."""
+
+    miou: float
+    pixel_acc: float
+    macc: float
+    per_class_iou: dict[str, float | None]
+    per_class_acc: dict[str, float | None]
+    absent_classes: list[str] = Field(
+        description="classes with zero union: NaN IoU, excluded from the mean"
+    )
+    num_images: int
+
+
+class ParamCount(_Record):
+    total: int
+    trainable: int
+    inference: int = Field(description="parameters used by an eval-mode forward")
+    per_module: dict[str, int]
+
+
+class FlopCount(_Record):
+    counter: str
+    convention: str
+    input_size: tuple[int, int]
+    gflops: float
+    unsupported_ops: dict[str, int] = {}
+
+
+class Latency(_Record):
+    device: str
+    device_name: str
+    dtype: str
+    input_size: tuple[int, int]
+    batch: int
+    threads: int | None
+    warmup: int
+    repeats: int
+    median_ms: float
+    iqr_ms: float
+    fps: float
+    channels_last: bool = False
+    compiled: bool = False
+    cuda_graphs: bool = False
+    bn_folded: bool = False
+
+
+class Cost(_Record):
+    params: ParamCount
+    flops: list[FlopCount]
+    latency: list[Latency]
+
+
+class Curves(_Record):
+    step: list[int] = []
+    loss: list[float] = []
+    lr: list[float] = []
+    val_step: list[int] = []
+    val_miou: list[float] = []
+
+
+class Training(_Record):
+    iters: int
+    wall_time_s: float
+    images_per_s: float
+    final_loss: float
+    resumed_from: int | None = None
+    curves: Curves
+
+
+class Environment(_Record):
+    python: str
+    torch: str
+    torchvision: str
+    platform: str
+    device: str
+    device_name: str
+    threads: int
+    git_commit: str | None
+    world_size: int = 1
+
+
+class RunRecord(_Record):
+    """What one run produced; the input of the report stage."""
+
+    schema_version: int = SCHEMA_VERSION
+    suite: str
+    variant: str
+    group: str
+    reference: str | None
+    model: str
+    overrides: dict[str, Any]
+    seed: int
+    run_id: str
+    config: dict[str, Any]
+    status: RunStatus
+    error: str | None = None
+    dataset: DatasetInfoRecord | None = None
+    metrics: Metrics | None = None
+    cost: Cost | None = None
+    training: Training | None = None
+    environment: Environment | None = None
+    predictions: dict[int, str] = Field(
+        {}, description="val index -> PNG of predicted class indices, relative to the run dir"
+    )
+    finished_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_record(run_dir: Path, record: RunRecord) -> Path:
+    """Atomically write ``record`` as ``run_dir/result.json``."""
+    path = run_dir / RESULT_FILE
+    atomic_write_text(path, record.model_dump_json(indent=2))
+    return path
+
+
+def read_record(run_dir: Path) -> RunRecord | None:
+    """The record of ``run_dir``, or None if the run has not finished."""
+    path = run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def records_to_frame(records: Iterable[RunRecord]):
+    """One row per run with the headline numbers, for pandas users and the report."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {
+            "suite": record.suite,
+            "variant": record.variant,
+            "group": record.group,
+            "reference": record.reference,
+            "model": record.model,
+            "overrides": json.dumps(record.overrides, sort_keys=True),
+            "seed": record.seed,
+            "run_id": record.run_id,
+            "status": record.status,
+            "error": record.error,
+        }
+        if record.metrics is not None:
+            row.update(
+                miou=record.metrics.miou,
+                pixel_acc=record.metrics.pixel_acc,
+                macc=record.metrics.macc,
+            )
+        if record.cost is not None:
+            row.update(
+                params_total=record.cost.params.total,
+                params_inference=record.cost.params.inference,
+            )
+            for flops in record.cost.flops:
+                height, width = flops.input_size
+                row[f"gflops[{flops.counter}]@{height}x{width}"] = flops.gflops
+            for latency in record.cost.latency:
+                height, width = latency.input_size
+                key = f"{latency.device}/{latency.dtype}@{height}x{width}"
+                row[f"latency_ms[{key}]"] = latency.median_ms
+                row[f"fps[{key}]"] = latency.fps
+        if record.training is not None:
+            row.update(
+                train_iters=record.training.iters,
+                train_wall_time_s=record.training.wall_time_s,
+                train_images_per_s=record.training.images_per_s,
+                final_loss=record.training.final_loss,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,89 @@
+"""Sessions of liteseg-bench: `nox -l` lists them, `nox` runs the defaults (tests, lint)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+# uv links packages from its cache, so the several virtualenvs holding torch
+# share one copy on disk; plain virtualenv + pip is the fallback.
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests", "lint"]
+
+ROOT = Path(__file__).parent
+PARITY_PACKAGES = ["paddlepaddle==3.3.1", "paddleseg==2.8.0"]
+# A benchmark whose median grew by more than this vs the previous saved run fails.
+SLOWDOWN_THRESHOLD = "25%"
+
+
+def _data_env() -> dict[str, str]:
+    """Point the suite at ../shared/data when the caller did not choose a data root."""
+    if "LITESEG_BENCH_DATA" in os.environ:
+        return {}
+    shared = ROOT.parent / "shared" / "data"
+    return {"LITESEG_BENCH_DATA": str(shared)} if shared.is_dir() else {}
+
+
+def _install_project(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (unit, real-data and multi-process tests; no parity, GPU or benchmarks)."""
+    _install_project(session)
+    session.run(
+        "pytest", "-m", "not parity and not gpu", *session.posargs, env=_data_env()
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and common bugs with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(default=False)
+def reproduce(session: nox.Session) -> None:
+    """Train and report a suite (default camvid-quick): nox -s reproduce -- [SUITE] [options]."""
+    _install_project(session)
+    args = session.posargs or ["camvid-quick"]
+    session.run("liteseg-bench", "run", *args, "--report", env=_data_env())
+
+
+@nox.session(default=False)
+def benchmark(session: nox.Session) -> None:
+    """Latency benchmarks; saves a run and fails on a median slowdown vs the previous one."""
+    _install_project(session)
+    session.run(
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-only",
+        "--benchmark-autosave",
+        "--benchmark-compare",
+        f"--benchmark-compare-fail=median:{SLOWDOWN_THRESHOLD}",
+        *session.posargs,
+        env=_data_env(),
+    )
+
+
+@nox.session(default=False)
+def parity(session: nox.Session) -> None:
+    """Compare the ports with the official PaddleSeg PP-LiteSeg (and time both side by side)."""
+    _install_project(session)
+    session.install(*PARITY_PACKAGES, "setuptools")
+    # paddleseg pulls opencv-python, which overwrites the headless cv2 that
+    # albumentations needs and breaks on numpy 2: keep only the headless build.
+    if session.venv_backend == "uv":
+        session.run("uv", "pip", "uninstall", "opencv-python", external=True, silent=True)
+        session.install("--reinstall", "opencv-python-headless")
+    else:
+        session.run("python", "-m", "pip", "uninstall", "-y", "opencv-python", silent=True)
+        session.install("--force-reinstall", "--no-deps", "opencv-python-headless")
+    session.run("pytest", "-m", "parity", "tests/parity", *session.posargs, env=_data_env())

@@ -1,0 +1,1 @@
+"""HTML reports of suites: tables, plots and provenance rendered with Jinja2."""
