@@ -124,9 +124,14 @@ class TrainSpec(_Frozen):
 
 
 class EvalSpec(_Frozen):
-    """Evaluation on the val split at full resolution (no flip, no shuffle)."""
+    """Evaluation on the whole val split (no flip, no shuffle), scored at label resolution.
+
+    ``scale`` resizes the network input (PaddleSeg's Cityscapes "scale0.5"
+    protocol evaluates at 0.5); logits are resized back to the label size.
+    """
 
     batch_size: int = Field(1, ge=1)
+    scale: float = Field(1.0, gt=0)
     visualize: tuple[int, ...] = Field((0, 1, 2), description="val indices saved as predictions")
 
 
@@ -190,6 +195,7 @@ class VariantSpec(_Frozen):
     name: str = Field(min_length=1)
     model: str
     overrides: dict[str, Any] = {}
+    pretrained: str | None = Field(None, description="official checkpoint, see ModelSpec")
     set: dict[str, Any] = Field({}, description="protocol overrides by dotted key")
     seeds: tuple[int, ...] | None = None
     group: str = "main"
@@ -358,7 +364,11 @@ def resolve_runs(
     runs = []
     for variant in suite.variants:
         tree = dict(base)
-        tree["model"] = {"name": variant.model, "overrides": dict(variant.overrides)}
+        tree["model"] = {
+            "name": variant.model,
+            "overrides": dict(variant.overrides),
+            "pretrained": variant.pretrained,
+        }
         tree = apply_dotted(tree, variant.set, f"{source}: variant {variant.name!r}: set")
         tree = apply_dotted(tree, cli_set or {}, "--set")
         for seed in variant.seeds or suite.seeds:

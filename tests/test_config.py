@@ -1,0 +1,112 @@
+"""Config resolution: defaults < suite protocol < variant set < --set; validation messages."""
+
+import pytest
+
+from bench.config import (
+    load_suite,
+    parse_assignments,
+    resolve_runs,
+)
+from bench.errors import ConfigError
+
+SUITE = """
+name = "demo"
+seeds = [0, 1]
+
+[protocol.data]
+dataset = "synthetic"
+
+[protocol.train]
+iters = 50
+batch_size = 4
+
+[[variants]]
+name = "base"
+model = "pp_liteseg_t"
+
+[[variants]]
+name = "no-sppm"
+model = "pp_liteseg_t"
+overrides = { sppm = false }
+reference = "base"
+group = "ablation"
+seeds = [3]
+set = { "train.iters" = 70, "optim.lr" = 0.02 }
+"""
+
+
+def _write(tmp_path, text, name="demo.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_precedence_defaults_file_variant_cli(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    runs = resolve_runs(suite, {"train.batch_size": 2})
+    assert [(r.variant, r.seed) for r in runs] == [("base", 0), ("base", 1), ("no-sppm", 3)]
+    base, _, ablation = runs
+    assert base.train.iters == 50 and ablation.train.iters == 70  # file < variant set
+    assert base.optim.lr == 0.01 and ablation.optim.lr == 0.02  # default < variant set
+    assert base.train.batch_size == ablation.train.batch_size == 2  # --set wins
+    assert ablation.model.overrides == {"sppm": False}
+
+
+def test_run_id_depends_on_outcome_relevant_fields_only(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    first = resolve_runs(suite)[0]
+    assert first.run_id() == resolve_runs(suite)[0].run_id()
+    assert first.run_id() != resolve_runs(suite, {"train.iters": 51})[0].run_id()
+    renamed = first.model_copy(update={"variant": "renamed", "suite": "other"})
+    assert renamed.run_id() == first.run_id()
+    reprofiled = resolve_runs(suite, {"profile.repeats": 99})[0]
+    assert reprofiled.run_id() == first.run_id()
+
+
+def test_unknown_key_is_reported_with_file_and_dotted_key(tmp_path):
+    path = _write(tmp_path, SUITE.replace("iters = 50", "iterations = 50"))
+    with pytest.raises(ConfigError) as error:
+        load_suite(path)
+    assert str(path) in str(error.value) and "protocol.train.iterations" in str(error.value)
+    assert "unknown key" in str(error.value)
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    path = _write(tmp_path, SUITE.replace("batch_size = 4", 'batch_size = "four"'))
+    with pytest.raises(ConfigError, match=r"protocol\.train\.batch_size"):
+        load_suite(path)
+
+
+def test_cli_set_with_unknown_leaf_is_rejected(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    with pytest.raises(ConfigError, match=r"train\.iterz"):
+        resolve_runs(suite, {"train.iterz": 3})
+
+
+def test_cli_set_cannot_descend_into_a_value(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        resolve_runs(suite, {"train.iters.x": 3})
+
+
+def test_duplicate_variant_names_and_bad_reference(tmp_path):
+    duplicated = SUITE.replace('name = "no-sppm"', 'name = "base"')
+    with pytest.raises(ConfigError, match="repeated"):
+        load_suite(_write(tmp_path, duplicated))
+    dangling = SUITE.replace('reference = "base"', 'reference = "nope"')
+    with pytest.raises(ConfigError, match="reference 'nope'"):
+        load_suite(_write(tmp_path, dangling))
+
+
+def test_invalid_toml_and_unknown_suite(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_suite(_write(tmp_path, "name = "))
+    with pytest.raises(ConfigError, match="unknown suite 'no-such-suite'"):
+        load_suite("no-such-suite")
+
+
+def test_parse_assignments_reads_toml_literals():
+    parsed = parse_assignments(["train.iters=10", "augment.crop_size=[64, 64]", "x=plain"])
+    assert parsed == {"train.iters": 10, "augment.crop_size": [64, 64], "x": "plain"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_assignments(["train.iters"])
