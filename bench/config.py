@@ -196,6 +196,7 @@ class VariantSpec(_Frozen):
     model: str
     overrides: dict[str, Any] = {}
     pretrained: str | None = Field(None, description="official checkpoint, see ModelSpec")
+    preset: str | None = Field(None, description="name of a suite preset applied before `set`")
     set: dict[str, Any] = Field({}, description="protocol overrides by dotted key")
     seeds: tuple[int, ...] | None = None
     group: str = "main"
@@ -213,6 +214,9 @@ class SuiteSpec(_Frozen):
     seeds: tuple[int, ...] = (0,)
     protocol_note: str = ""
     protocol: ProtocolSpec
+    presets: dict[str, dict[str, Any]] = Field(
+        {}, description="named protocol overrides (dotted keys) that variants opt into"
+    )
     variants: tuple[VariantSpec, ...]
 
     @field_validator("variants")
@@ -232,6 +236,11 @@ class SuiteSpec(_Frozen):
                 raise ValueError(
                     f"variant {variant.name!r}: reference {variant.reference!r} is not a "
                     f"variant of this suite (variants: {sorted(names)})"
+                )
+            if variant.preset is not None and variant.preset not in self.presets:
+                raise ValueError(
+                    f"variant {variant.name!r}: preset {variant.preset!r} is not defined "
+                    f"(presets: {sorted(self.presets)})"
                 )
         return self
 
@@ -357,8 +366,9 @@ def resolve_runs(
 ) -> list[RunConfig]:
     """Expand a suite into one :class:`RunConfig` per variant and seed.
 
-    ``cli_set`` holds ``--set`` overrides (dotted protocol keys, or
-    ``model.overrides.KEY``) applied to every run after the variant's own ``set``.
+    Order: protocol < the variant's preset < the variant's ``set`` < ``cli_set``
+    (``--set`` overrides: dotted keys such as ``train.iters`` or
+    ``model.overrides.sppm``, applied to every run).
     """
     base = suite.protocol.model_dump(mode="json")
     runs = []
@@ -369,6 +379,9 @@ def resolve_runs(
             "overrides": dict(variant.overrides),
             "pretrained": variant.pretrained,
         }
+        if variant.preset is not None:
+            preset = suite.presets[variant.preset]
+            tree = apply_dotted(tree, preset, f"{source}: presets.{variant.preset}")
         tree = apply_dotted(tree, variant.set, f"{source}: variant {variant.name!r}: set")
         tree = apply_dotted(tree, cli_set or {}, "--set")
         for seed in variant.seeds or suite.seeds:

@@ -110,3 +110,17 @@ def test_parse_assignments_reads_toml_literals():
     assert parsed == {"train.iters": 10, "augment.crop_size": [64, 64], "x": "plain"}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_assignments(["train.iters"])
+
+
+def test_preset_applies_between_protocol_and_variant_set(tmp_path):
+    text = SUITE.replace(
+        "[[variants]]\nname = \"base\"",
+        '[presets.slow]\n"train.iters" = 500\n"optim.lr" = 0.5\n\n[[variants]]\nname = "base"\npreset = "slow"',
+        1,
+    ).replace('set = { "train.iters" = 70, "optim.lr" = 0.02 }', 'preset = "slow"\nset = { "optim.lr" = 0.02 }')
+    runs = resolve_runs(load_suite(_write(tmp_path, text)))
+    assert (runs[0].train.iters, runs[0].optim.lr) == (500, 0.5)
+    assert (runs[-1].train.iters, runs[-1].optim.lr) == (500, 0.02)
+    missing = text.replace('preset = "slow"\nset', 'preset = "fast"\nset')
+    with pytest.raises(ConfigError, match="preset 'fast' is not defined"):
+        load_suite(_write(tmp_path, missing))
