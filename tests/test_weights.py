@@ -1,0 +1,286 @@
+"""Official checkpoint loading without Paddle: safe unpickling, key mapping, strictness.
+
+The files here are fabricated from our own models, renamed to the official PaddleSeg
+layout by an inverse mapping written independently of architectures.weights; the real
+PaddleSeg files are exercised in tests/parity.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from architectures import _registry, create_model, list_models
+from architectures.weights import (
+    PADDLE_STRUCTURE_KEY,
+    STDC_IMAGENET_UNUSED_PREFIXES,
+    WeightLoadError,
+    load_official,
+    read_pdparams,
+)
+
+
+def _paddle_key(key: str) -> str:
+    """Our key -> the key PaddleSeg's PPLiteSeg has for the same tensor."""
+    backbone = key.startswith("backbone.")
+    for ours, theirs in (
+        (r"^context\.", "ppseg_head.cm."),
+        (r"^fusions\.", "ppseg_head.arm_list."),
+        (r"^heads\.", "seg_heads."),
+        (r"\.attention\.", ".conv_xy_atten."),
+        (r"\.avd_layer\.conv\.", ".avd_layer.0."),
+        (r"\.avd_layer\.bn\.", ".avd_layer.1."),
+        (r"\.running_mean$", "._mean"),
+        (r"\.running_var$", "._variance"),
+    ):
+        key = re.sub(ours, theirs, key)
+    if not backbone:  # PaddleSeg's layers.ConvBNReLU names its children _conv/_batch_norm
+        key = re.sub(r"\.conv\.(weight|bias)$", r"._conv.\1", key)
+        key = re.sub(r"\.bn\.(weight|bias|_mean|_variance)$", r"._batch_norm.\1", key)
+    return key
+
+
+def _paddle_state(model: torch.nn.Module, *, scale: float | None = 1.0) -> dict[str, np.ndarray]:
+    state = {
+        _paddle_key(key): value.numpy().copy()
+        for key, value in model.state_dict().items()
+        if not key.endswith("num_batches_tracked")
+    }
+    if scale is not None:
+        for index in range(3):
+            state[f"ppseg_head.arm_list.{index}._scale"] = np.array([scale], np.float32)
+    return state
+
+
+def _write_pdparams(path: Path, state: dict[str, np.ndarray], protocol: int = 4) -> Path:
+    content = {PADDLE_STRUCTURE_KEY: {key: f"generated_{i}" for i, key in enumerate(state)}}
+    content.update(state)
+    path.write_bytes(pickle.dumps(content, protocol=protocol))
+    return path
+
+
+def _randomized(name: str, num_classes: int = 19, **overrides) -> torch.nn.Module:
+    torch.manual_seed(1)
+    model = create_model(name, num_classes, **overrides)
+    with torch.no_grad():
+        for key, buffer in model.state_dict().items():
+            if "running" in key:
+                buffer.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def source_t() -> torch.nn.Module:
+    return _randomized("pp_liteseg_t")
+
+
+def _assert_same_state(loaded: torch.nn.Module, source: torch.nn.Module, prefix: str = "") -> None:
+    expected = source.state_dict()
+    for key, value in loaded.state_dict().items():
+        if key.startswith(prefix) and not key.endswith("num_batches_tracked"):
+            torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_full_pdparams_round_trip(tmp_path, source_t, protocol):
+    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t), protocol)
+    loaded = load_official("pp_liteseg_t", path)
+    _assert_same_state(loaded, source_t)
+
+
+def test_channel_fusion_and_b_variant_round_trip(tmp_path):
+    source = _randomized("pp_liteseg_b", 11, fusion="channel")
+    path = _write_pdparams(tmp_path / "b.pdparams", _paddle_state(source, scale=None))
+    _assert_same_state(
+        load_official("pp_liteseg_b", path, num_classes=11, fusion="channel"), source
+    )
+
+
+def test_read_pdparams_drops_the_structure_key(tmp_path, source_t):
+    state = _paddle_state(source_t)
+    loaded = read_pdparams(_write_pdparams(tmp_path / "t.pdparams", state))
+    assert set(loaded) == set(state)
+    assert all(isinstance(value, torch.Tensor) for value in loaded.values())
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_unpickler_refuses_code_execution(tmp_path):
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.pdparams"
+    path.write_bytes(pickle.dumps({"backbone.x": _Exploit(marker)}))
+    assert b"system" in path.read_bytes()
+    with pytest.raises(WeightLoadError, match=r"refusing to unpickle global (posix|nt|os)\.system"):
+        read_pdparams(path)
+    with pytest.raises(WeightLoadError, match="system"):
+        load_official("pp_liteseg_t", path)
+    assert not marker.exists()
+
+
+def test_unpickler_refuses_other_globals(tmp_path):
+    path = tmp_path / "eval.pdparams"
+    path.write_bytes(pickle.dumps({"a": np.float32(1.0)}))  # numpy scalars are not arrays
+    with pytest.raises(WeightLoadError, match=r"numpy\..*scalar"):
+        read_pdparams(path)
+
+
+def test_missing_unexpected_and_misshaped_keys_are_all_reported(tmp_path, source_t):
+    state = _paddle_state(source_t)
+    del state["backbone.features.3.conv_list.2.bn._variance"]
+    del state["ppseg_head.cm.conv_out._conv.bias"]
+    state["ppseg_head.extra.weight"] = np.zeros(3, np.float32)
+    state["seg_heads.0.conv_out.weight"] = np.zeros((7, 32, 1, 1), np.float32)
+    path = _write_pdparams(tmp_path / "bad.pdparams", state)
+    with pytest.raises(WeightLoadError) as error:
+        load_official("pp_liteseg_t", path)
+    message = str(error.value)
+    assert str(path) in message
+    assert (
+        "2 missing: backbone.features.3.conv_list.2.bn.running_var, context.conv_out.conv.bias"
+        in (message)
+    )
+    assert "1 unexpected: ppseg_head.extra.weight" in message
+    assert (
+        "1 mis-shaped: heads.0.conv_out.weight (checkpoint (7, 32, 1, 1), model (19, 32, 1, 1))"
+        in (message)
+    )
+
+
+def test_wrong_num_classes_is_reported_as_misshaped(tmp_path, source_t):
+    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t))
+    with pytest.raises(WeightLoadError, match=r"3 mis-shaped: heads\.0\.conv_out\.weight"):
+        load_official("pp_liteseg_t", path, num_classes=11)
+
+
+def test_wrong_variant_is_rejected(tmp_path, source_t):
+    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t))
+    with pytest.raises(WeightLoadError, match="missing"):
+        load_official("pp_liteseg_b", path)
+    with pytest.raises(WeightLoadError, match="unexpected"):
+        load_official("pp_liteseg_t", path, fusion="add")
+
+
+def test_scale_other_than_one_is_rejected(tmp_path, source_t):
+    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t, scale=0.5))
+    with pytest.raises(WeightLoadError, match=r"_scale.*\[0\.5\].*only for _scale == 1"):
+        load_official("pp_liteseg_t", path)
+
+
+def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
+    source = _randomized("pp_liteseg_b")
+    state = {
+        key.removeprefix("backbone."): value
+        for key, value in _paddle_state(source, scale=None).items()
+        if key.startswith("backbone.")
+    }
+    classifier = {
+        "conv_last.conv.weight": np.zeros((1024, 1024, 1, 1), np.float32),
+        "conv_last.bn._mean": np.zeros(1024, np.float32),
+        "fc.weight": np.zeros((1024, 1024), np.float32),
+        "bn.weight": np.zeros(1024, np.float32),
+        "linear.weight": np.zeros((1024, 1000), np.float32),
+    }
+    assert all(key.startswith(STDC_IMAGENET_UNUSED_PREFIXES) for key in classifier)
+    path = _write_pdparams(tmp_path / "PP_STDCNet2.pdparams", {**state, **classifier})
+    torch.manual_seed(5)
+    fresh = create_model("pp_liteseg_b", 19).state_dict()
+    torch.manual_seed(5)
+    loaded = load_official("pp_liteseg_b", path)
+    _assert_same_state(loaded, source, prefix="backbone.")
+    for key, value in loaded.state_dict().items():
+        if not key.startswith("backbone."):
+            torch.testing.assert_close(value, fresh[key], rtol=0, atol=0, msg=key)
+
+
+def test_imagenet_backbone_file_is_strict_over_the_encoder(tmp_path):
+    source = _randomized("pp_liteseg_t")
+    state = {
+        key.removeprefix("backbone."): value
+        for key, value in _paddle_state(source, scale=None).items()
+        if key.startswith("backbone.")
+    }
+    del state["features.5.conv_list.1.conv.weight"]
+    state["x2.0.0.conv.weight"] = np.zeros((32, 3, 3, 3), np.float32)
+    path = _write_pdparams(tmp_path / "PP_STDCNet1.pdparams", state)
+    with pytest.raises(WeightLoadError) as error:
+        load_official("pp_liteseg_t", path)
+    assert "1 missing: backbone.features.5.conv_list.1.conv.weight" in str(error.value)
+    assert "1 unexpected: backbone.x2.0.0.conv.weight" in str(error.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nowhere.pdparams"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        load_official("pp_liteseg_t", path)
+
+
+@pytest.mark.parametrize("suffix", [".pdparams", ".pth"])
+def test_file_that_is_no_checkpoint_names_the_path(tmp_path, suffix):
+    path = tmp_path / f"garbage{suffix}"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(WeightLoadError, match=re.escape(str(path))):
+        load_official("pp_liteseg_t", path)
+
+
+def test_pth_is_read_with_weights_only(tmp_path):
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.pth"
+    torch.save({"weight": _Exploit(marker)}, path)
+    with pytest.raises(WeightLoadError, match=re.escape(str(path))):
+        load_official("pp_liteseg_t", path)
+    assert not marker.exists()
+
+
+@pytest.mark.skipif("liteseg_mobilenetv2" not in list_models(), reason="LiteSeg not registered")
+@pytest.mark.parametrize("torchvision_file", [False, True])
+def test_liteseg_names_dispatch_to_liteseg_weights(tmp_path, monkeypatch, torchvision_file):
+    """Official LiteSeg files fill the whole model; torchvision files only mobile_features."""
+    torch.manual_seed(2)
+    source = create_model("liteseg_mobilenetv2", 19)
+    state = dict(source.state_dict())
+    if torchvision_file:
+        state = {k: v for k, v in state.items() if k.startswith("mobile_features.")}
+    path = tmp_path / "liteseg.pth"
+    torch.save({"state_dict": state}, path)
+    calls = []
+
+    def convert(state_dict, *args):
+        calls.append(args)
+        return dict(state_dict), ["classifier.1.weight"]
+
+    monkeypatch.setattr(
+        "architectures.liteseg_weights.is_torchvision_mobilenet_v2", lambda _: torchvision_file
+    )
+    monkeypatch.setattr("architectures.liteseg_weights.convert_official_liteseg", convert)
+    monkeypatch.setattr("architectures.liteseg_weights.convert_torchvision_mobilenet_v2", convert)
+    loaded = load_official("liteseg_mobilenetv2", path)
+    assert calls == ([()] if torchvision_file else [("liteseg_mobilenetv2",)])
+    _assert_same_state(loaded, source, prefix="mobile_features." if torchvision_file else "")
+    del state[next(iter(state))]
+    torch.save(state, path)
+    with pytest.raises(WeightLoadError, match="1 missing"):
+        load_official("liteseg_mobilenetv2", path)
+
+
+def test_model_without_official_weights_is_rejected(tmp_path, monkeypatch):
+    path = tmp_path / "x.pth"
+    torch.save({"a": torch.zeros(1)}, path)
+    monkeypatch.setitem(
+        _registry._FACTORIES,
+        "toy_net",
+        lambda *, num_classes: torch.nn.Conv2d(3, num_classes, 1),
+    )
+    with pytest.raises(WeightLoadError, match="no official checkpoint format is known"):
+        load_official("toy_net", path)
