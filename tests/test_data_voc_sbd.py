@@ -1,0 +1,148 @@
+"""VOC 2012 + SBD on a fabricated miniature: split logic, palette PNGs, .mat masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from bench.config import DataSpec
+from bench.data import build_dataset, dataset_info
+from bench.data.check import check_dataset
+from bench.data.voc_sbd import voc_palette
+from bench.errors import DatasetError
+
+VOC_TRAIN, VOC_VAL = ["a", "b"], ["c", "d", "e"]
+SBD_TRAIN, SBD_VAL = ["a", "c", "f", "g"], ["d", "h"]
+SIZE = (20, 24)  # height, width
+SPEC = DataSpec(dataset="voc_sbd", cache=False)
+
+
+def _label(class_id: int) -> np.ndarray:
+    label = np.zeros(SIZE, dtype=np.uint8)
+    label[5:15, 6:18] = class_id
+    return label
+
+
+def _write_jpeg(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*SIZE, 3), 90, dtype=np.uint8)).save(path)
+
+
+def write_voc_png(path: Path, label: np.ndarray) -> None:
+    """A palette PNG like VOC's SegmentationClass (indices + the VOC colour map)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(label)
+    image.putpalette([channel for color in voc_palette(256) for channel in color])
+    image.save(path)
+
+
+def write_sbd_mat(path: Path, label: np.ndarray) -> None:
+    """An SBD cls/*.mat file: struct GTcls with fields Segmentation, Boundaries, ..."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gtcls = {
+        "Segmentation": label,
+        "Boundaries": np.zeros((1, 1), dtype=object),
+        "CategoriesPresent": np.unique(label[label > 0]).astype(np.uint8),
+    }
+    scipy.io.savemat(path, {"GTcls": gtcls})
+
+
+@pytest.fixture
+def voc_root(tmp_path: Path) -> Path:
+    """VOC ids a..e and SBD ids a, c, d, f, g, h; image ``x`` has class ``ord(x) - 96``."""
+    voc = tmp_path / "VOCdevkit" / "VOC2012"
+    sets = voc / "ImageSets" / "Segmentation"
+    sets.mkdir(parents=True)
+    for split, ids in (("train", VOC_TRAIN), ("val", VOC_VAL)):
+        (sets / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        for image_id in ids:
+            label = _label(ord(image_id) - 96)
+            label[0, :] = 255  # VOC marks object borders as void
+            _write_jpeg(voc / "JPEGImages" / f"{image_id}.jpg")
+            write_voc_png(voc / "SegmentationClass" / f"{image_id}.png", label)
+    sbd = tmp_path / "SBD"
+    sbd.mkdir()
+    for split, ids in (("train", SBD_TRAIN), ("val", SBD_VAL)):
+        (sbd / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        for image_id in ids:
+            _write_jpeg(sbd / "img" / f"{image_id}.jpg")
+            write_sbd_mat(sbd / "cls" / f"{image_id}.mat", _label(ord(image_id) - 96))
+    return tmp_path
+
+
+def _ids(dataset) -> list[str]:
+    return [image.stem for image, _ in dataset.samples]
+
+
+def test_splits_follow_the_train_aug_and_seed_definitions(voc_root: Path) -> None:
+    assert _ids(build_dataset(SPEC, voc_root, "train_aug")) == ["a", "b", "f", "g", "h"]
+    assert _ids(build_dataset(SPEC, voc_root, "val")) == ["c", "d", "e"]
+    assert _ids(build_dataset(SPEC, voc_root, "seed_train")) == ["a", "b", "c", "f", "g"]
+    assert _ids(build_dataset(SPEC, voc_root, "seed_val")) == ["d", "e"]
+
+
+def test_voc_annotation_preferred_over_sbd(voc_root: Path) -> None:
+    train_aug = build_dataset(SPEC, voc_root, "train_aug")
+    sources = {label.stem: (label.suffix, label.parent.name) for _, label in train_aug.samples}
+    assert sources["a"] == (".png", "SegmentationClass")
+    assert sources["f"] == (".mat", "cls")
+
+
+def test_palette_png_and_mat_decode_to_class_indices(voc_root: Path) -> None:
+    train_aug = build_dataset(SPEC, voc_root, "train_aug")
+    image, label = train_aug.load_pair(0)  # "a": VOC palette PNG
+    assert image.shape == (*SIZE, 3)
+    assert set(np.unique(label)) == {0, 1, 255}
+    image, label = train_aug.load_pair(2)  # "f": SBD .mat
+    assert label.shape == SIZE
+    assert set(np.unique(label)) == {0, 6}
+    _, label_tensor = train_aug[2]
+    assert set(label_tensor.unique().tolist()) == {0, 6}
+
+
+def test_info_has_21_classes() -> None:
+    info = dataset_info("voc_sbd")
+    assert info.num_classes == 21 and info.ignore_index == 255
+    assert info.class_names[0] == "background" and info.class_names[-1] == "tvmonitor"
+    assert info.palette[1] == (128, 0, 0) and info.palette[15] == (192, 128, 128)
+
+
+def test_rgb_mask_is_rejected_with_the_file_name(voc_root: Path) -> None:
+    path = voc_root / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "c.png"
+    Image.open(path).convert("RGB").save(path)
+    val = build_dataset(SPEC, voc_root, "val")
+    with pytest.raises(DatasetError, match=r"c\.png.*mode 'RGB'"):
+        val.load_pair(0)
+
+
+def test_broken_mat_file_is_named(voc_root: Path) -> None:
+    (voc_root / "SBD" / "cls" / "g.mat").write_bytes(b"not a mat file")
+    train_aug = build_dataset(SPEC, voc_root, "train_aug")
+    with pytest.raises(DatasetError, match=r"g\.mat"):
+        train_aug.load_pair(3)
+
+
+def test_missing_sbd_explains_how_to_obtain_it(voc_root: Path) -> None:
+    (voc_root / "SBD" / "train.txt").unlink()
+    assert len(build_dataset(SPEC, voc_root, "val")) == 3
+    with pytest.raises(
+        DatasetError, match=r"(?s)SBD train split file .*train\.txt.*benchmark\.tgz"
+    ):
+        build_dataset(SPEC, voc_root, "train_aug")
+
+
+def test_unknown_split_lists_accepted_names(voc_root: Path) -> None:
+    with pytest.raises(DatasetError, match="train_aug, val, seed_train, seed_val"):
+        build_dataset(SPEC, voc_root, "train")
+
+
+def test_check_reports_counts_against_the_official_release(voc_root: Path) -> None:
+    report = check_dataset("voc_sbd", voc_root)
+    assert not report.ok
+    assert "train_aug: 5 samples listed, expected 10582" in report.problems
+    assert "val: 3 samples listed, expected 1449" in report.problems
+    assert len(report.problems) == 2
