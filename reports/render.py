@@ -1,0 +1,286 @@
+"""Render a suite's report: one self-contained HTML file plus results.csv and results.json.
+
+The HTML embeds its CSS and every image (base64 PNG data URIs) and needs no
+JavaScript or network. As in pytest-html, one Jinja environment with
+autoescaping renders templates that receive plain data only (strings, lists,
+dicts built by the small functions here and in :mod:`reports.tables`), so every
+user string (variant names, notes, errors) is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from bench.config import SuiteSpec
+from bench.results import (
+    DatasetInfoRecord,
+    RunRecord,
+    atomic_write_text,
+    records_to_frame,
+)
+from reports import formatting as fmt
+from reports import images, plots, tables
+from reports.measurement import measurement
+from reports.provenance import provenance
+from reports.summary import (
+    ENTRY_STATUSES,
+    NOISE_SIGMAS,
+    LatencyKey,
+    ReportEntry,
+    VariantSummary,
+    primary_latency_key,
+    summarize_suite,
+)
+
+__all__ = ["ReportEntry", "render_report"]
+
+REPORT_DIR = "report"
+HTML_FILE = "report.html"
+CSV_FILE = "results.csv"
+JSON_FILE = "results.json"
+TEMPLATE = "report.html.j2"
+SAMPLES_DIR = "samples"
+RUNS_DIR = "runs"
+# Columns results.csv always has, so an empty suite still gives a readable table.
+BASE_COLUMNS = ("suite", "variant", "group", "model", "seed", "run_id", "status", "error")
+
+
+@functools.cache
+def environment() -> Environment:
+    """The one Jinja environment of the report (autoescaping, undefined names are errors)."""
+    return Environment(
+        autoescape=True,
+        loader=PackageLoader("reports", "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI for an ``<img src>``."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def suite_dataset(entries: Sequence[ReportEntry]) -> DatasetInfoRecord | None:
+    """The dataset description of the first record that has one."""
+    return next(
+        (e.record.dataset for e in entries if e.record is not None and e.record.dataset),
+        None,
+    )
+
+
+def tradeoff_figure(
+    summaries: Mapping[str, VariantSummary], key: LatencyKey | None
+) -> dict[str, str] | None:
+    """mIoU vs latency for every variant measured under ``key`` (None if none was)."""
+    if key is None:
+        return None
+    points = [
+        plots.TradeoffPoint(s.spec.name, s.latency[key].median_ms, s.miou.mean, s.miou.std)
+        for s in summaries.values()
+        if s.miou is not None and key in s.latency
+    ]
+    if not points:
+        return None
+    settings = fmt.latency_settings(key)
+    return {
+        "src": data_uri(plots.tradeoff_plot(points, settings)),
+        "alt": "mIoU against latency",
+        "caption": f"mIoU (mean ± std over seeds) against median latency ({settings}). "
+        "Red points form the Pareto front: no other variant is both faster and more accurate.",
+    }
+
+
+def curves_figure(summaries: Mapping[str, VariantSummary]) -> dict[str, str] | None:
+    """Training loss and val mIoU curves of every run that logged them, coloured by variant."""
+    series = [
+        plots.CurveSeries(
+            label=s.spec.name,
+            runs=[
+                e.record.training.curves
+                for e in s.entries
+                if e.record is not None and e.record.training is not None
+            ],
+        )
+        for s in summaries.values()
+    ]
+    series = [item for item in series if any(c.step or c.val_step for c in item.runs)]
+    if not series:
+        return None
+    return {
+        "src": data_uri(plots.curves_plot(series)),
+        "alt": "training loss and validation mIoU curves",
+        "caption": "One line per run (all seeds of a variant share a colour); failed runs "
+        "are included up to where they stopped.",
+    }
+
+
+def heatmap_figure(
+    summaries: Mapping[str, VariantSummary], dataset: DatasetInfoRecord | None
+) -> dict[str, str] | None:
+    """Per-class IoU of every variant with results (mean over seeds)."""
+    rows = [s for s in summaries.values() if s.records]
+    if not rows:
+        return None
+    names = list(dataset.class_names) if dataset is not None else list(rows[0].per_class_iou)
+    values = [[s.per_class_iou.get(name) for name in names] for s in rows]
+    png = plots.class_iou_heatmap([s.spec.name for s in rows], names, values)
+    return {
+        "src": data_uri(png),
+        "alt": "per-class IoU heatmap",
+        "caption": "Per-class IoU (%) averaged over seeds; grey n/a = the class had zero union "
+        "in every run of the variant (NaN, excluded from the mean).",
+    }
+
+
+def _image_cell(array: np.ndarray | None, label: str) -> dict[str, str | None]:
+    if array is None:
+        return {"src": None, "alt": label}
+    return {"src": data_uri(images.png_bytes(array)), "alt": label}
+
+
+def _prediction(summary: VariantSummary, run_root: Path, index: int) -> np.ndarray | None:
+    record = next((r for r in summary.records if index in r.predictions), None)
+    if record is None:
+        return None
+    return images.read_labels(run_root / record.run_id / record.predictions[index])
+
+
+def qualitative(
+    suite_dir: Path, summaries: Sequence[VariantSummary], dataset: DatasetInfoRecord | None
+) -> dict[str, Any] | None:
+    """Image, ground truth and each model's prediction for the fixed val images."""
+    indices = sorted({i for s in summaries for r in s.records for i in r.predictions})
+    if dataset is None or not indices:
+        return None
+    palette, ignore = dataset.palette, dataset.ignore_index
+
+    def coloured(labels: np.ndarray | None) -> np.ndarray | None:
+        if labels is None:
+            return None
+        return images.thumbnail(images.colorize(labels, palette, ignore), nearest=True)
+
+    rows = []
+    for index in indices:
+        image = images.read_rgb(suite_dir / SAMPLES_DIR / f"{index}_image.png")
+        label = images.read_labels(suite_dir / SAMPLES_DIR / f"{index}_label.png")
+        cells = [
+            _image_cell(None if image is None else images.thumbnail(image, nearest=False), "image"),
+            _image_cell(coloured(label), "ground truth"),
+        ]
+        cells += [
+            _image_cell(coloured(_prediction(s, suite_dir / RUNS_DIR, index)), s.spec.name)
+            for s in summaries
+        ]
+        rows.append({"index": str(index), "cells": cells})
+    return {
+        "columns": ["image", "ground truth", *(s.spec.name for s in summaries)],
+        "rows": rows,
+        "legend": [
+            {"name": name, "color": "rgb({}, {}, {})".format(*color)}
+            for name, color in zip(dataset.class_names, palette, strict=False)
+        ],
+        "ignore_index": str(ignore),
+    }
+
+
+def status_counts(entries: Sequence[ReportEntry]) -> list[dict[str, str]]:
+    """How many planned runs have each status."""
+    return [
+        {"status": status, "count": str(sum(e.status == status for e in entries))}
+        for status in ENTRY_STATUSES
+    ]
+
+
+def report_context(
+    suite: SuiteSpec, entries: Sequence[ReportEntry], suite_dir: Path, suite_file: Path
+) -> dict[str, Any]:
+    """Everything the template shows, as plain data."""
+    summaries = summarize_suite(suite, entries)
+    records = [e.record for e in entries if e.record is not None]
+    key = primary_latency_key(summaries.values())
+    dataset = suite_dataset(entries)
+    main = [s for s in summaries.values() if s.spec.group == tables.MAIN_GROUP]
+    return {
+        "suite": {
+            "name": suite.name,
+            "description": suite.description,
+            "protocol_note": suite.protocol_note,
+        },
+        "counts": status_counts(entries),
+        "provenance": provenance(suite.name, suite_file, records),
+        "main_rows": tables.main_rows(summaries),
+        "ablations": tables.ablation_tables(suite, summaries, key),
+        "noise_sigmas": f"{NOISE_SIGMAS:g}",
+        "figures": {
+            "tradeoff": tradeoff_figure(summaries, key),
+            "curves": curves_figure(summaries),
+            "heatmap": heatmap_figure(summaries, dataset),
+        },
+        "qualitative": qualitative(suite_dir, main, dataset),
+        "measurement": measurement(suite, records),
+        "runs": tables.run_rows(suite, entries),
+    }
+
+
+def results_frame(entries: Sequence[ReportEntry]) -> pd.DataFrame:
+    """One row per planned run: headline numbers, per-class IoU (``iou[class]``) and status."""
+    rows = []
+    for entry in entries:
+        record = entry.record
+        row = {"run_id": entry.run_id, "variant": entry.variant, "seed": entry.seed}
+        if record is not None:
+            row.update(records_to_frame([record]).iloc[0].to_dict())
+            if record.metrics is not None:
+                row.update(
+                    {f"iou[{name}]": value for name, value in record.metrics.per_class_iou.items()}
+                )
+        row.update(status=entry.status, error=entry.message)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in BASE_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.Series(dtype=object)
+    leading = list(BASE_COLUMNS)
+    return frame[leading + [c for c in frame.columns if c not in leading]]
+
+
+def records_json(records: Sequence[RunRecord]) -> str:
+    """The records as a JSON list (each item validates as a ``RunRecord``)."""
+    return json.dumps([r.model_dump(mode="json") for r in records], indent=2)
+
+
+def render_report(
+    suite: SuiteSpec, entries: Sequence[ReportEntry], suite_dir: Path, *, suite_file: Path
+) -> Path:
+    """Write ``suite_dir/report/report.html`` (+ results.csv, results.json); return the HTML path.
+
+    Args:
+        suite: the suite the entries were planned from.
+        entries: every planned run, finished or not; none is dropped.
+        suite_dir: the suite's output folder (holds ``runs/`` and ``samples/``).
+        suite_file: the suite's TOML file, hashed into the provenance.
+    """
+    out_dir = suite_dir / REPORT_DIR
+    html = (
+        environment()
+        .get_template(TEMPLATE)
+        .render(report_context(suite, entries, suite_dir, suite_file))
+    )
+    atomic_write_text(out_dir / CSV_FILE, results_frame(entries).to_csv(index=False))
+    records = [e.record for e in entries if e.record is not None]
+    atomic_write_text(out_dir / JSON_FILE, records_json(records))
+    path = out_dir / HTML_FILE
+    atomic_write_text(path, html)
+    return path

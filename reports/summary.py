@@ -1,0 +1,244 @@
+"""What the report knows about a suite: its planned runs, aggregated over seeds.
+
+Metrics are aggregated as mean and sample standard deviation (ddof=1) over the
+seeds that finished; cost is per architecture, so it is taken from one run and
+latency is the median over the runs' medians. Everything here is in the units
+the report shows (percent for metrics), and nothing here formats text.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from bench.config import SuiteSpec, VariantSpec
+from bench.results import FlopCount, Latency, ParamCount, RunRecord
+
+EntryStatus = Literal["done", "failed", "partial", "missing"]
+ENTRY_STATUSES: tuple[EntryStatus, ...] = ("done", "failed", "partial", "missing")
+
+# Noise multiplier: about a 95% band of the difference of two means.
+NOISE_SIGMAS = 2.0
+MIN_SEEDS_FOR_NOISE = 2
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One planned run of a suite as the report sees it.
+
+    Args:
+        run_id: hash of the run's resolved config.
+        variant: name of the suite variant.
+        seed: training seed.
+        status: ``done``, ``failed``, ``partial`` (checkpoint but no result yet) or ``missing``.
+        record: the run's record, present for done and failed runs.
+        error: why the run failed, if known (falls back to ``record.error``).
+    """
+
+    run_id: str
+    variant: str
+    seed: int
+    status: EntryStatus
+    record: RunRecord | None
+    error: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        """The error text of the entry, or of its record."""
+        if self.error:
+            return self.error
+        return self.record.error if self.record is not None else None
+
+
+@dataclass(frozen=True)
+class SeedStat:
+    """Mean and sample standard deviation over seeds (``std`` is None with one seed)."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+class LatencyKey(NamedTuple):
+    """The settings a latency was measured with; numbers are comparable only within a key."""
+
+    device: str
+    device_name: str
+    dtype: str
+    input_size: tuple[int, int]
+    batch: int
+    threads: int | None
+    flags: tuple[str, ...]
+
+    @classmethod
+    def of(cls, latency: Latency) -> LatencyKey:
+        """The key of one measurement."""
+        flags = tuple(
+            name
+            for name in ("channels_last", "compiled", "cuda_graphs", "bn_folded")
+            if getattr(latency, name)
+        )
+        return cls(
+            latency.device,
+            latency.device_name,
+            latency.dtype,
+            tuple(latency.input_size),
+            latency.batch,
+            latency.threads,
+            flags,
+        )
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Latency of one variant under one :class:`LatencyKey`, as the median over its runs."""
+
+    key: LatencyKey
+    median_ms: float
+    iqr_ms: float
+    fps: float
+    warmup: int
+    repeats: int
+    n: int
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """A variant's planned runs and its results aggregated over finished seeds."""
+
+    spec: VariantSpec
+    entries: tuple[ReportEntry, ...]
+    records: tuple[RunRecord, ...]
+    miou: SeedStat | None
+    pixel_acc: SeedStat | None
+    macc: SeedStat | None
+    per_class_iou: dict[str, float | None]
+    params: ParamCount | None
+    flops: tuple[FlopCount, ...]
+    latency: dict[LatencyKey, LatencySummary]
+
+    def count(self, status: EntryStatus) -> int:
+        """How many of the variant's planned runs have ``status``."""
+        return sum(entry.status == status for entry in self.entries)
+
+
+def seed_stat(values: Sequence[float]) -> SeedStat | None:
+    """Mean and sample std of ``values`` (None if empty; std None with one value)."""
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) >= 2 else None
+    return SeedStat(statistics.fmean(values), std, len(values))
+
+
+def seed_noise(reference: SeedStat | None, variant: SeedStat | None) -> float | None:
+    """Seed noise of a difference of means: ``2·sqrt(std_ref² + std_var²)``.
+
+    None ("noise unknown") unless both sides have at least two seeds.
+    """
+    if reference is None or variant is None:
+        return None
+    if min(reference.n, variant.n) < MIN_SEEDS_FOR_NOISE:
+        return None
+    return NOISE_SIGMAS * math.hypot(reference.std or 0.0, variant.std or 0.0)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which ``(latency, accuracy)`` points no other point beats (faster and more accurate)."""
+
+    def dominated(point: tuple[float, float]) -> bool:
+        latency, accuracy = point
+        return any(
+            other_latency <= latency
+            and other_accuracy >= accuracy
+            and (other_latency, other_accuracy) != (latency, accuracy)
+            for other_latency, other_accuracy in points
+        )
+
+    return [not dominated(point) for point in points]
+
+
+def _finished(entries: Iterable[ReportEntry]) -> tuple[RunRecord, ...]:
+    records = [
+        entry.record
+        for entry in entries
+        if entry.status == "done" and entry.record is not None and entry.record.metrics is not None
+    ]
+    return tuple(sorted(records, key=lambda record: record.seed))
+
+
+def _metric(records: Sequence[RunRecord], name: str) -> SeedStat | None:
+    return seed_stat([100.0 * getattr(record.metrics, name) for record in records])
+
+
+def _per_class_iou(records: Sequence[RunRecord]) -> dict[str, float | None]:
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record.metrics.per_class_iou))
+    result: dict[str, float | None] = {}
+    for name in names:
+        values = [
+            100.0 * value
+            for record in records
+            if (value := record.metrics.per_class_iou.get(name)) is not None
+        ]
+        result[name] = statistics.fmean(values) if values else None
+    return result
+
+
+def _latency(records: Sequence[RunRecord]) -> dict[LatencyKey, LatencySummary]:
+    grouped: dict[LatencyKey, list[Latency]] = {}
+    for record in records:
+        for latency in record.cost.latency if record.cost is not None else ():
+            grouped.setdefault(LatencyKey.of(latency), []).append(latency)
+    return {
+        key: LatencySummary(
+            key=key,
+            median_ms=statistics.median(item.median_ms for item in items),
+            iqr_ms=statistics.median(item.iqr_ms for item in items),
+            fps=statistics.median(item.fps for item in items),
+            warmup=items[0].warmup,
+            repeats=items[0].repeats,
+            n=len(items),
+        )
+        for key, items in grouped.items()
+    }
+
+
+def summarize_variant(spec: VariantSpec, entries: Sequence[ReportEntry]) -> VariantSummary:
+    """Aggregate the finished runs of one variant over its seeds."""
+    records = _finished(entries)
+    costed = next((record.cost for record in records if record.cost is not None), None)
+    return VariantSummary(
+        spec=spec,
+        entries=tuple(sorted(entries, key=lambda entry: entry.seed)),
+        records=records,
+        miou=_metric(records, "miou"),
+        pixel_acc=_metric(records, "pixel_acc"),
+        macc=_metric(records, "macc"),
+        per_class_iou=_per_class_iou(records),
+        params=costed.params if costed is not None else None,
+        flops=tuple(costed.flops) if costed is not None else (),
+        latency=_latency(records),
+    )
+
+
+def summarize_suite(suite: SuiteSpec, entries: Sequence[ReportEntry]) -> dict[str, VariantSummary]:
+    """One summary per suite variant, in the suite's order."""
+    return {
+        spec.name: summarize_variant(spec, [e for e in entries if e.variant == spec.name])
+        for spec in suite.variants
+    }
+
+
+def primary_latency_key(summaries: Iterable[VariantSummary]) -> LatencyKey | None:
+    """The latency setting measured for the most variants (first seen wins a tie)."""
+    counts: dict[LatencyKey, int] = {}
+    for summary in summaries:
+        for key in summary.latency:
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    return max(counts, key=lambda key: counts[key])
