@@ -136,13 +136,18 @@ def seed_stat(values: Sequence[float]) -> SeedStat | None:
 def seed_noise(reference: SeedStat | None, variant: SeedStat | None) -> float | None:
     """Seed noise of a difference of means: ``2·sqrt(std_ref² + std_var²)``.
 
-    None ("noise unknown") unless both sides have at least two seeds.
+    A side with fewer than two seeds borrows the other side's std (same recipe and
+    data, so a similar seed spread); None ("noise unknown") when neither side has
+    two seeds.
     """
     if reference is None or variant is None:
         return None
-    if min(reference.n, variant.n) < MIN_SEEDS_FOR_NOISE:
+    stds = [side.std for side in (reference, variant) if side.n >= MIN_SEEDS_FOR_NOISE]
+    if not stds:
         return None
-    return NOISE_SIGMAS * math.hypot(reference.std or 0.0, variant.std or 0.0)
+    reference_std = reference.std if reference.n >= MIN_SEEDS_FOR_NOISE else stds[0]
+    variant_std = variant.std if variant.n >= MIN_SEEDS_FOR_NOISE else stds[0]
+    return NOISE_SIGMAS * math.hypot(reference_std or 0.0, variant_std or 0.0)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:

@@ -135,7 +135,7 @@ def noise_verdict(delta: float | None, noise: float | None) -> dict[str, str]:
     if delta is None:
         return {"text": "no result", "css": "bad"}
     if noise is None:
-        return {"text": "noise unknown (fewer than 2 seeds)", "css": "unknown"}
+        return {"text": "noise unknown (fewer than 2 seeds on both sides)", "css": "unknown"}
     if abs(delta) <= noise:
         return {"text": "within seed noise", "css": "noise"}
     return {"text": "beyond seed noise", "css": "ok" if delta > 0 else "bad"}
