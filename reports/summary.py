@@ -94,7 +94,11 @@ class LatencyKey(NamedTuple):
 
 @dataclass(frozen=True)
 class LatencySummary:
-    """Latency of one variant under one :class:`LatencyKey`, as the median over its runs."""
+    """Latency of one variant under one :class:`LatencyKey`, as the median over its measurements.
+
+    Runs of the same architecture share one measurement (the runner caches profiles), so
+    ``n`` counts distinct measurements and ``runs`` the runs that carry them.
+    """
 
     key: LatencyKey
     median_ms: float
@@ -103,6 +107,7 @@ class LatencySummary:
     warmup: int
     repeats: int
     n: int
+    runs: int
 
 
 @dataclass(frozen=True)
@@ -198,18 +203,20 @@ def _latency(records: Sequence[RunRecord]) -> dict[LatencyKey, LatencySummary]:
     for record in records:
         for latency in record.cost.latency if record.cost is not None else ():
             grouped.setdefault(LatencyKey.of(latency), []).append(latency)
-    return {
-        key: LatencySummary(
+    summaries = {}
+    for key, items in grouped.items():
+        distinct = list({item.model_dump_json(): item for item in items}.values())
+        summaries[key] = LatencySummary(
             key=key,
-            median_ms=statistics.median(item.median_ms for item in items),
-            iqr_ms=statistics.median(item.iqr_ms for item in items),
-            fps=statistics.median(item.fps for item in items),
-            warmup=items[0].warmup,
-            repeats=items[0].repeats,
-            n=len(items),
+            median_ms=statistics.median(item.median_ms for item in distinct),
+            iqr_ms=statistics.median(item.iqr_ms for item in distinct),
+            fps=statistics.median(item.fps for item in distinct),
+            warmup=distinct[0].warmup,
+            repeats=distinct[0].repeats,
+            n=len(distinct),
+            runs=len(items),
         )
-        for key, items in grouped.items()
-    }
+    return summaries
 
 
 def summarize_variant(spec: VariantSpec, entries: Sequence[ReportEntry]) -> VariantSummary:

@@ -53,13 +53,17 @@ def flops_cells(summary: VariantSummary) -> list[dict[str, str]]:
 
 def latency_cell(latency: LatencySummary) -> dict[str, str]:
     """Median latency, IQR, FPS and the settings they were measured with."""
-    runs = "run" if latency.n == 1 else "runs"
+    if latency.n == 1:
+        shared = f", shared by {latency.runs} runs" if latency.runs > 1 else ""
+        count = f"one measurement{shared}"
+    else:
+        count = f"median of {latency.n} measurements"
     return {
         "ms": fmt.milliseconds(latency.median_ms),
         "iqr": f"IQR {fmt.milliseconds(latency.iqr_ms)}",
         "fps": fmt.fps(latency.fps),
         "settings": fmt.latency_settings(latency.key),
-        "n": f"median of {latency.n} {runs}",
+        "n": count,
     }
 
 

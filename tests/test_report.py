@@ -410,6 +410,7 @@ def test_main_table_cost_paper_and_expected_columns(soup):
     latency = row["Latency / FPS"].get_text(" ", strip=True)
     assert latency.startswith("20.0 ms · 50.0 FPS")
     assert "cpu (Test CPU) · float32 · 512×1024 · batch 1 · 2 threads" in latency
+    assert "one measurement, shared by 3 runs" in latency  # seeds share the cached profile
     assert row["Paper"].get_text(" ", strip=True).startswith("73.1 mIoU · 273.6 FPS")
     delta = statistics.fmean(percents("pp_liteseg_t")) - 73.1
     assert row["Δ paper (pp)"].get_text(strip=True) == f"{delta:+.1f}"
