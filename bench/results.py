@@ -65,6 +65,7 @@ class FlopCount(_Record):
     input_size: tuple[int, int]
     gflops: float
     unsupported_ops: dict[str, int] = {}
+    by_operator: dict[str, float] = Field({}, description="GFLOPs per operator, as counted")
 
 
 class Latency(_Record):
@@ -80,9 +81,9 @@ class Latency(_Record):
     iqr_ms: float
     fps: float
     channels_last: bool = False
-    compiled: bool = False
     cuda_graphs: bool = False
     bn_folded: bool = False
+    backend: str = Field("eager", description="eager, inductor (torch.compile) or torchscript")
 
 
 class Cost(_Record):

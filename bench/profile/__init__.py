@@ -1,0 +1,89 @@
+"""Honest cost numbers: parameters, FLOPs in two conventions, latency with its settings.
+
+- :func:`count_parameters`: total, trainable, used by an eval-mode forward, per top-level module.
+- :func:`count_flops`: fvcore (1 per multiply-add) and ``torch.utils.flop_counter``
+  (2 per multiply-add), each a :class:`~bench.results.FlopCount` naming its counter,
+  convention and input size (see :mod:`bench.profile.flops`).
+- :func:`measure_latency`: median and IQR of many timed calls on CPU or CUDA, with the
+  options of :class:`InferenceOptions` (see :mod:`bench.profile.latency`).
+- :func:`fold_batchnorm`: an inference copy with batch norms merged into convolutions.
+- :func:`profile_model`: all of the above for one :class:`~bench.config.ProfileSpec`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.config import ProfileSpec
+from bench.profile.flops import FVCORE, TORCH, conv_gmacs, count_flops, fvcore_flops, torch_flops
+from bench.profile.fold import conv_bn_pairs, fold_batchnorm
+from bench.profile.latency import (
+    BACKENDS,
+    CPU_FAST,
+    DTYPES,
+    DeviceUnavailableError,
+    InferenceOptions,
+    available_cores,
+    check_settings,
+    cpu_threads,
+    measure_latency,
+    prepare_inference,
+    resolve_device,
+)
+from bench.profile.params import count_parameters, inference_parameters
+from bench.results import Cost
+
+__all__ = [
+    "BACKENDS",
+    "CPU_FAST",
+    "DTYPES",
+    "FVCORE",
+    "TORCH",
+    "DeviceUnavailableError",
+    "InferenceOptions",
+    "available_cores",
+    "check_settings",
+    "conv_bn_pairs",
+    "conv_gmacs",
+    "count_flops",
+    "count_parameters",
+    "cpu_threads",
+    "fold_batchnorm",
+    "fvcore_flops",
+    "inference_parameters",
+    "measure_latency",
+    "prepare_inference",
+    "profile_model",
+    "resolve_device",
+    "torch_flops",
+]
+
+
+def profile_model(
+    model: nn.Module,
+    spec: ProfileSpec,
+    device: str | torch.device = "cpu",
+    options: InferenceOptions | None = None,
+) -> Cost:
+    """Parameters, FLOPs (both counters) at ``spec.flops_sizes``, latency at ``spec.latency_size``.
+
+    FLOPs are counted on the model as given (eval mode, on its own device); the
+    latency is measured on an inference copy on ``device`` (see :func:`measure_latency`),
+    run as ``options`` says (default: ``spec.inference``). ``model`` is left unchanged,
+    including its training flag.
+    """
+    device = resolve_device(device)
+    flops = [record for size in spec.flops_sizes for record in count_flops(model, size)]
+    latency = measure_latency(
+        model,
+        spec.latency_size,
+        device=device,
+        options=options or spec.inference,
+        batch=spec.latency_batch,
+        warmup=spec.warmup,
+        repeats=spec.repeats,
+        threads=spec.threads,
+    )
+    params = count_parameters(model, spec.latency_size)
+    return Cost(params=params, flops=flops, latency=[latency])
