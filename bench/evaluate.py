@@ -32,7 +32,9 @@ class ConfusionMatrix:
     def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
         """Add a batch of predicted class indices and labels of the same shape."""
         if predictions.shape != labels.shape:
-            raise ValueError(f"predictions {tuple(predictions.shape)} != labels {tuple(labels.shape)}")
+            raise ValueError(
+                f"predictions {tuple(predictions.shape)} != labels {tuple(labels.shape)}"
+            )
         valid = labels != self.ignore_index
         flat = labels[valid].to(torch.int64) * self.num_classes + predictions[valid].to(torch.int64)
         counts = torch.bincount(flat.cpu(), minlength=self.num_classes**2)
@@ -83,7 +85,7 @@ def metrics_from_confusion(
         macc=_nanmean(accuracy),
         per_class_iou=_by_name(class_names, iou),
         per_class_acc=_by_name(class_names, accuracy),
-        absent_classes=[name for name, u in zip(class_names, union) if u == 0],
+        absent_classes=[name for name, u in zip(class_names, union, strict=True) if u == 0],
         num_images=num_images,
     )
 
@@ -96,7 +98,7 @@ def _nanmean(values: np.ndarray) -> float:
 def _by_name(class_names: Iterable[str], values: np.ndarray) -> dict[str, float | None]:
     return {
         name: (None if np.isnan(value) else float(value))
-        for name, value in zip(class_names, values)
+        for name, value in zip(class_names, values, strict=True)
     }
 
 

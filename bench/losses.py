@@ -72,4 +72,5 @@ def weighted_loss(
             f"the model returns {len(outputs)} outputs but loss.weights has only "
             f"{len(weights)} entries; give one weight per output"
         )
-    return sum(weight * criterion(output.float(), labels) for output, weight in zip(outputs, weights))
+    pairs = zip(outputs, weights[: len(outputs)], strict=True)
+    return sum(weight * criterion(output.float(), labels) for output, weight in pairs)

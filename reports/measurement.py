@@ -12,8 +12,9 @@ from reports.summary import LatencyKey
 
 FVCORE_NOTE = (
     "fvcore counts one FLOP per multiply-add (its GFLOPs are GMACs) for convolutions and "
-    "matrix products; operators it has no handle for (sigmoid, element-wise add and mul, "
-    "mean and max reductions, interpolation) are skipped and listed as unsupported."
+    "matrix products, and also counts batch norm, bilinear upsampling and adaptive average "
+    "pooling; operators it has no handle for (sigmoid, element-wise add and mul, mean and max "
+    "reductions) are skipped and listed as unsupported."
 )
 TORCH_NOTE = (
     "torch.utils.flop_counter counts two FLOPs per multiply-add and only matrix products and "

@@ -77,10 +77,10 @@ class LatencyKey(NamedTuple):
     def of(cls, latency: Latency) -> LatencyKey:
         """The key of one measurement."""
         flags = tuple(
-            name
-            for name in ("channels_last", "compiled", "cuda_graphs", "bn_folded")
-            if getattr(latency, name)
+            name for name in ("channels_last", "cuda_graphs", "bn_folded") if getattr(latency, name)
         )
+        if latency.backend != "eager":
+            flags = (latency.backend, *flags)
         return cls(
             latency.device,
             latency.device_name,

@@ -114,10 +114,14 @@ def test_parse_assignments_reads_toml_literals():
 
 def test_preset_applies_between_protocol_and_variant_set(tmp_path):
     text = SUITE.replace(
-        "[[variants]]\nname = \"base\"",
-        '[presets.slow]\n"train.iters" = 500\n"optim.lr" = 0.5\n\n[[variants]]\nname = "base"\npreset = "slow"',
+        '[[variants]]\nname = "base"',
+        '[presets.slow]\n"train.iters" = 500\n"optim.lr" = 0.5\n\n'
+        '[[variants]]\nname = "base"\npreset = "slow"',
         1,
-    ).replace('set = { "train.iters" = 70, "optim.lr" = 0.02 }', 'preset = "slow"\nset = { "optim.lr" = 0.02 }')
+    ).replace(
+        'set = { "train.iters" = 70, "optim.lr" = 0.02 }',
+        'preset = "slow"\nset = { "optim.lr" = 0.02 }',
+    )
     runs = resolve_runs(load_suite(_write(tmp_path, text)))
     assert (runs[0].train.iters, runs[0].optim.lr) == (500, 0.5)
     assert (runs[-1].train.iters, runs[-1].optim.lr) == (500, 0.02)

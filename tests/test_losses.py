@@ -10,7 +10,7 @@ from bench.losses import OhemCrossEntropy, build_criterion, weighted_loss
 
 def _reference_ohem(logits, labels, thresh, min_kept, ignore_index=255):
     """Straightforward re-statement of PaddleSeg's OhemCrossEntropyLoss, pixel by pixel."""
-    n, c, h, w = logits.shape
+    c = logits.shape[1]
     prob = logits.softmax(1).permute(0, 2, 3, 1).reshape(-1, c)
     flat = labels.reshape(-1)
     losses, kept = [], []
@@ -79,7 +79,7 @@ def test_weighted_loss_sums_heads_with_their_weights():
     criterion = build_criterion(LossSpec(kind="ce"))
     labels = torch.randint(0, 3, (1, 4, 4))
     outputs = [torch.randn(1, 3, 4, 4) for _ in range(3)]
-    expected = sum(w * criterion(o, labels) for w, o in zip((1.0, 0.5, 0.25), outputs))
+    expected = sum(w * criterion(o, labels) for w, o in zip((1.0, 0.5, 0.25), outputs, strict=True))
     actual = weighted_loss(criterion, outputs, labels, (1.0, 0.5, 0.25))
     assert actual.item() == pytest.approx(expected.item())
     with pytest.raises(ValueError, match="one weight per output"):

@@ -1,0 +1,481 @@
+"""The training loop every model goes through: one process, or DDP under ``torchrun``.
+
+A run is a pure function of its :class:`~bench.config.RunConfig`: the batch
+order and every sample's augmentation are derived from ``(seed, epoch,
+position)``, and checkpoints hold model, optimizer, scheduler, scaler and RNG
+states. A run killed at any point therefore resumes from its last checkpoint
+and, on CPU, ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from tqdm import tqdm
+
+from architectures import create_model
+from architectures.weights import load_official
+from bench.config import OptimSpec, RunConfig
+from bench.data import SegmentationDataset, build_dataset, dataset_info
+from bench.data.transforms import build_eval_transform, build_train_transform
+from bench.distributed import DistContext
+from bench.errors import ConfigError, TrainingDiverged
+from bench.evaluate import evaluate, predict
+from bench.losses import build_criterion, weighted_loss
+from bench.results import Curves, Metrics, Training, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "model_final.pt"
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Give every DataLoader worker its own, reproducible NumPy/Python seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """The augmentation seed of the sample at ``position`` of ``epoch``'s order."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
+class SeededSamples(Dataset):
+    """Training view of a dataset whose items are ``(index, augmentation_seed)`` pairs.
+
+    Seeding the transform per sample makes augmentation independent of worker
+    count, process count and where a resumed run starts.
+    """
+
+    def __init__(self, dataset: SegmentationDataset, transform) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item
+        image, label = self.dataset.load_pair(index)
+        self.transform.set_random_seed(seed)
+        out = self.transform(image=image, mask=label)
+        return _as_tensors(out["image"], out["mask"])
+
+
+def _as_tensors(image, label) -> tuple[torch.Tensor, torch.Tensor]:
+    image = torch.as_tensor(image)
+    if image.dim() == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
+        image = image.permute(2, 0, 1)
+    return image.float().contiguous(), torch.as_tensor(label).long()
+
+
+class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields this process's batches for steps ``start_step .. total_steps - 1``.
+
+    Epoch ``e`` uses ``DistributedSampler(seed=seed)`` order with ``set_epoch(e)``
+    (one replica outside DDP); incomplete batches are dropped, so step ``s`` is
+    batch ``s % batches_per_epoch`` of epoch ``s // batches_per_epoch``.
+    """
+
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int,
+        world_size: int,
+        start_step: int,
+        total_steps: int,
+    ) -> None:
+        self.sampler = DistributedSampler(
+            range(dataset_size),
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        )
+        self.batch_size = batch_size
+        self.seed = seed
+        self.world_size = world_size
+        self.rank = rank
+        self.start_step = start_step
+        self.total_steps = total_steps
+        self.batches_per_epoch = len(self.sampler) // batch_size
+        if self.batches_per_epoch == 0:
+            raise ConfigError(
+                f"train.batch_size ({batch_size * world_size}) is larger than the training "
+                f"split ({dataset_size} images); lower train.batch_size"
+            )
+
+    def __len__(self) -> int:
+        return self.total_steps - self.start_step
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        while step < self.total_steps:
+            epoch, first = divmod(step, self.batches_per_epoch)
+            self.sampler.set_epoch(epoch)
+            order = list(self.sampler)
+            for batch_index in range(first, self.batches_per_epoch):
+                if step >= self.total_steps:
+                    return
+                start = batch_index * self.batch_size
+                yield [
+                    (
+                        index,
+                        sample_seed(self.seed, epoch, (start + k) * self.world_size + self.rank),
+                    )
+                    for k, index in enumerate(order[start : start + self.batch_size])
+                ]
+                step += 1
+
+
+def lr_at(step: int, total_steps: int, spec: OptimSpec) -> float:
+    """Learning rate of ``step``: linear warm-up, then poly decay over the remaining steps.
+
+    As PaddleSeg's LinearWarmup(PolynomialDecay): warm-up goes from
+    ``warmup_start_lr`` to ``lr``; the decay then restarts its step count.
+    """
+    if step < spec.warmup_iters:
+        return spec.warmup_start_lr + (spec.lr - spec.warmup_start_lr) * step / spec.warmup_iters
+    decay_steps = max(total_steps - spec.warmup_iters, 1)
+    progress = min(step - spec.warmup_iters, decay_steps) / decay_steps
+    return (spec.lr - spec.end_lr) * (1 - progress) ** spec.poly_power + spec.end_lr
+
+
+def build_model(cfg: RunConfig, num_classes: int, data_root: Path) -> nn.Module:
+    """The run's model, with its official initial weights when ``model.pretrained`` is set."""
+    overrides = dict(cfg.model.overrides)
+    if cfg.model.pretrained is None:
+        return create_model(cfg.model.name, num_classes, **overrides)
+    path = Path(cfg.model.pretrained)
+    if not path.is_absolute():
+        path = data_root / path
+    return load_official(cfg.model.name, path, num_classes=num_classes, **overrides)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds besides the module/optimizer states."""
+
+    step: int = 0
+    train_seconds: float = 0.0
+    curves: Curves = field(default_factory=Curves)
+    resumed_from: int | None = None
+
+
+@dataclass
+class TrainOutcome:
+    """What a finished run hands to the runner."""
+
+    model: nn.Module
+    metrics: Metrics
+    training: Training
+    predictions: dict[int, np.ndarray]
+
+
+def _rng_states() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Atomically write a training checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint without executing code from it (``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _finite_parameters(model: nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class Trainer:
+    """Trains and evaluates one :class:`RunConfig` in ``run_dir`` (resuming if possible)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        data_root: Path,
+        ctx: DistContext,
+        *,
+        progress: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.ctx = ctx
+        self.progress = progress
+        self.info = dataset_info(cfg.data.dataset, cfg.data.synthetic)
+        self.amp_dtype = AMP_DTYPES[cfg.train.amp]
+        if cfg.train.amp == "fp16" and ctx.device.type != "cuda":
+            raise ConfigError("train.amp = 'fp16' needs --device cuda; use 'bf16' or 'none' on CPU")
+        if cfg.train.sync_bn and ctx.distributed and ctx.device.type != "cuda":
+            raise ConfigError("train.sync_bn needs --device cuda (SyncBatchNorm has no CPU kernel)")
+        if cfg.train.batch_size % ctx.world_size:
+            raise ConfigError(
+                f"train.batch_size ({cfg.train.batch_size}) must be divisible by the number "
+                f"of processes ({ctx.world_size})"
+            )
+        self.train_set = build_dataset(cfg.data, data_root, cfg.data.train_split)
+        self.val_set = build_dataset(
+            cfg.data, data_root, cfg.data.val_split, transform=build_eval_transform(cfg.augment)
+        )
+        seed_everything(cfg.seed)
+        model = build_model(cfg, self.info.num_classes, data_root)
+        if cfg.train.sync_bn and ctx.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.memory_format = (
+            torch.channels_last if cfg.train.channels_last else torch.preserve_format
+        )
+        model = model.to(ctx.device, memory_format=self.memory_format)
+        if ctx.distributed:
+            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=device_ids)
+        self.model = model
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.optim.lr,
+            momentum=cfg.optim.momentum,
+            nesterov=cfg.optim.nesterov,
+            weight_decay=cfg.optim.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_at(step, cfg.train.iters, cfg.optim) / cfg.optim.lr
+        )
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.train.amp == "fp16")
+        self.criterion = build_criterion(cfg.loss, self.info.ignore_index)
+        self.state = TrainState()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_FILE
+
+    def _resume(self) -> None:
+        if not self.checkpoint_path.is_file():
+            return
+        payload = load_checkpoint(self.checkpoint_path)
+        if payload["run_id"] != self.cfg.run_id():
+            raise ConfigError(
+                f"{self.checkpoint_path} belongs to run {payload['run_id']}, not "
+                f"{self.cfg.run_id()}; delete it to start this run afresh"
+            )
+        _unwrap(self.model).load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        _set_rng_states(payload["rng"])
+        self.state = TrainState(
+            step=payload["step"],
+            train_seconds=payload["train_seconds"],
+            curves=Curves.model_validate(payload["curves"]),
+            resumed_from=payload["step"],
+        )
+        log.info("resuming %s from step %d", self.cfg.run_id(), self.state.step)
+
+    def _save(self) -> None:
+        if not self.ctx.is_main:
+            return
+        if not _finite_parameters(_unwrap(self.model)):
+            raise TrainingDiverged(
+                f"run {self.cfg.run_id()}: weights became NaN/inf before step {self.state.step}; "
+                f"the last good checkpoint is kept at {self.checkpoint_path}. "
+                "Lower optim.lr or check the data."
+            )
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "run_id": self.cfg.run_id(),
+                "step": self.state.step,
+                "train_seconds": self.state.train_seconds,
+                "curves": self.state.curves.model_dump(),
+                "model": _unwrap(self.model).state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": _rng_states(),
+            },
+        )
+
+    def _train_loader(self) -> DataLoader:
+        per_rank_batch = self.cfg.train.batch_size // self.ctx.world_size
+        sampler = ResumableBatchSampler(
+            len(self.train_set),
+            per_rank_batch,
+            seed=self.cfg.seed,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+            start_step=self.state.step,
+            total_steps=self.cfg.train.iters,
+        )
+        transform = build_train_transform(self.cfg.augment, self.info.ignore_index)
+        workers = self.cfg.data.num_workers
+        return DataLoader(
+            SeededSamples(self.train_set, transform),
+            batch_sampler=sampler,
+            num_workers=workers,
+            worker_init_fn=_seed_worker,
+            pin_memory=self.ctx.device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
+
+    def _val_loader(self) -> DataLoader:
+        shard = Subset(self.val_set, range(self.ctx.rank, len(self.val_set), self.ctx.world_size))
+        return DataLoader(shard, batch_size=self.cfg.eval.batch_size, shuffle=False)
+
+    def evaluate(self) -> Metrics:
+        """Score the current weights on the whole val split (summed over processes)."""
+        return evaluate(
+            _unwrap(self.model),
+            self._val_loader(),
+            self.info.num_classes,
+            self.info.class_names,
+            ignore_index=self.info.ignore_index,
+            device=self.ctx.device,
+            amp_dtype=self.amp_dtype,
+            channels_last=self.cfg.train.channels_last,
+            scale=self.cfg.eval.scale,
+        )
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        images = images.to(self.ctx.device, memory_format=self.memory_format, non_blocking=True)
+        labels = labels.to(self.ctx.device, non_blocking=True)
+        with torch.autocast(
+            self.ctx.device.type, self.amp_dtype, enabled=self.amp_dtype is not None
+        ):
+            outputs = self.model(images)
+        loss = weighted_loss(self.criterion, outputs, labels, self.cfg.loss.weights)
+        value = loss.item()
+        if self.ctx.any_true(not math.isfinite(value)):
+            raise TrainingDiverged(
+                f"run {self.cfg.run_id()}: loss is {value} at step {self.state.step}; the run is "
+                f"marked failed and the last good checkpoint is kept at {self.checkpoint_path}. "
+                "Lower optim.lr (or use train.amp = 'none') and run again."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return value
+
+    def fit(self) -> TrainOutcome:
+        """Train to ``train.iters`` steps (resuming if a checkpoint exists), then evaluate."""
+        self._resume()
+        spec = self.cfg.train
+        curves = self.state.curves
+        window: list[float] = []
+        self.model.train()
+        bar = tqdm(
+            total=spec.iters,
+            initial=self.state.step,
+            desc=f"{self.cfg.variant} seed {self.cfg.seed}",
+            unit="it",
+            disable=not (self.progress and self.ctx.is_main),
+            dynamic_ncols=True,
+        )
+        started = time.perf_counter()
+        for images, labels in self._train_loader():
+            lr = self.optimizer.param_groups[0]["lr"]
+            window.append(self._train_step(images, labels))
+            self.state.step += 1
+            bar.update(1)
+            step = self.state.step
+            if step % spec.log_every == 0 or step == spec.iters:
+                curves.step.append(step)
+                curves.loss.append(float(np.mean(window)))
+                curves.lr.append(lr)
+                bar.set_postfix(loss=f"{curves.loss[-1]:.4f}", lr=f"{lr:.2e}")
+                window.clear()
+            if step % spec.checkpoint_every == 0 or step == spec.iters:
+                self.state.train_seconds += time.perf_counter() - started
+                self._save()
+                started = time.perf_counter()
+            if spec.eval_every and step % spec.eval_every == 0 and step < spec.iters:
+                self.state.train_seconds += time.perf_counter() - started
+                curves.val_step.append(step)
+                curves.val_miou.append(self.evaluate().miou)
+                self.model.train()
+                started = time.perf_counter()
+        bar.close()
+        metrics = self.evaluate()
+        curves.val_step.append(spec.iters)
+        curves.val_miou.append(metrics.miou)
+        model = _unwrap(self.model).eval()
+        training = Training(
+            iters=spec.iters,
+            wall_time_s=self.state.train_seconds,
+            images_per_s=spec.iters * spec.batch_size / max(self.state.train_seconds, 1e-9),
+            final_loss=curves.loss[-1] if curves.loss else float("nan"),
+            resumed_from=self.state.resumed_from,
+            curves=curves,
+        )
+        return TrainOutcome(model, metrics, training, self._predictions(model))
+
+    def _predictions(self, model: nn.Module) -> dict[int, np.ndarray]:
+        predictions = {}
+        for index in self.cfg.eval.visualize:
+            if index >= len(self.val_set):
+                continue
+            image, _ = self.val_set[index]
+            batch = image.unsqueeze(0).to(self.ctx.device, memory_format=self.memory_format)
+            prediction = predict(model, batch, self.amp_dtype, self.cfg.eval.scale)
+            predictions[index] = prediction[0].cpu().numpy()
+        return predictions
+
+    def save_weights(self, model: nn.Module) -> Path:
+        """Keep the final weights (state dict only) next to the record."""
+        path = self.run_dir / WEIGHTS_FILE
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        return path

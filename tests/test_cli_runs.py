@@ -1,0 +1,155 @@
+"""The `liteseg-bench` run/plan/report/list commands: the smoke suite end to end, and
+plan validation that rejects bad input before any training starts."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+from bench.config import load_suite
+
+BASE_SUITE = """
+name = "bad"
+seeds = [0]
+
+[protocol.data]
+dataset = "{dataset}"
+
+[protocol.train]
+iters = 2
+batch_size = 2
+
+[[variants]]
+name = "only"
+model = "{model}"
+overrides = {overrides}
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("smoke")
+    out = root / "out"
+    result = _cli(
+        "run", "smoke", "--out", str(out), "--data-root", str(root / "data"),
+        "--device", "cpu", "--no-progress", "--report",
+    )  # fmt: skip
+    return out, result
+
+
+@pytest.mark.slow
+def test_smoke_suite_trains_every_model_and_renders_the_report(smoke):
+    out, result = smoke
+    assert result.returncode == 0, result.stderr[-3000:]
+    suite = load_suite("smoke")
+    html = (out / "smoke" / "report" / "report.html").read_text(encoding="utf-8")
+    soup = BeautifulSoup(html, "lxml")
+    main_rows = soup.find(id="main-table").find("tbody").find_all("tr")
+    main_variants = [v.name for v in suite.variants if v.group == "main"]
+    assert len(main_rows) == len(main_variants)
+    for name in main_variants:
+        assert name in soup.find(id="main-table").get_text()
+    assert len(soup.find_all("table", class_="ablation-table")) == 2
+    images = soup.find_all("img")
+    assert images
+    for image in images:
+        header, payload = image["src"].split(",", 1)
+        assert header == "data:image/png;base64"
+        assert base64.b64decode(payload).startswith(b"\x89PNG")
+    assert (out / "smoke" / "report" / "results.csv").is_file()
+
+
+@pytest.mark.slow
+def test_second_invocation_has_nothing_to_do(smoke):
+    out, _ = smoke
+    plan = _cli("plan", "smoke", "--out", str(out))
+    assert plan.returncode == 0 and "7 done, 0 partial, 0 missing, 0 failed" in plan.stdout
+    again = _cli("run", "smoke", "--out", str(out), "--device", "cpu", "--no-progress")
+    assert again.returncode == 0
+    assert "7 runs, 0 to do" in again.stderr and "[1/" not in again.stderr
+
+
+@pytest.mark.slow
+def test_report_rerenders_from_records_alone(smoke):
+    out, _ = smoke
+    html = out / "smoke" / "report" / "report.html"
+    html.unlink()
+    result = _cli("report", "smoke", "--out", str(out))
+    assert result.returncode == 0 and html.is_file()
+
+
+def _bad_suite(tmp_path: Path, *, dataset="synthetic", model="pp_liteseg_t", overrides="{}"):
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE_SUITE.format(dataset=dataset, model=model, overrides=overrides))
+    return path
+
+
+def _assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("suite_kwargs", "fragments"),
+    [
+        (
+            {"model": "pp_liteseg_x"},
+            ["variant 'only'", "unknown model 'pp_liteseg_x'", "valid names"],
+        ),
+        ({"overrides": "{ spp = false }"}, ["variant 'only'", "['spp']", "accepted"]),
+        ({"overrides": '{ fusion = "bogus" }'}, ["variant 'only'", "unknown fusion 'bogus'"]),
+        ({"dataset": "camvid"}, ["camvid", "does not exist"]),
+    ],
+)
+def test_plan_is_validated_before_training(tmp_path, suite_kwargs, fragments):
+    suite = _bad_suite(tmp_path, **suite_kwargs)
+    (tmp_path / "data").mkdir()
+    out = tmp_path / "out"
+    result = _cli("run", str(suite), "--out", str(out), "--data-root", str(tmp_path / "data"))
+    _assert_user_error(result, str(suite), *fragments)
+    assert not (out / "bad" / "runs").exists()
+
+
+def test_unknown_and_mistyped_keys_name_file_and_key(tmp_path):
+    suite = _bad_suite(tmp_path)
+    suite.write_text(suite.read_text().replace("iters = 2", "iters = 2\nepochs = 3"))
+    _assert_user_error(_cli("plan", str(suite)), str(suite), "protocol.train.epochs", "unknown key")
+    suite.write_text(suite.read_text().replace("epochs = 3\n", "").replace("= 2\n", '= "two"\n'))
+    _assert_user_error(_cli("plan", str(suite)), str(suite), "protocol.train.batch_size")
+
+
+def test_cli_set_and_only_are_validated(tmp_path):
+    suite = str(_bad_suite(tmp_path))
+    _assert_user_error(_cli("plan", suite, "--set", "train.iterz=3"), "--set", "train.iterz")
+    _assert_user_error(_cli("plan", suite, "--set", "nokey"), "KEY=VALUE")
+    _assert_user_error(_cli("plan", suite, "--only", "nope"), "--only", "'nope'")
+    _assert_user_error(_cli("plan", "no-such-suite"), "unknown suite", "camvid-quick")
+
+
+def test_missing_data_root_explains_both_options(tmp_path, monkeypatch):
+    monkeypatch.delenv("LITESEG_BENCH_DATA", raising=False)
+    suite = str(_bad_suite(tmp_path, dataset="camvid"))
+    _assert_user_error(
+        _cli("run", suite, "--out", str(tmp_path)), "--data-root", "LITESEG_BENCH_DATA"
+    )
+
+
+def test_list_shows_suites_and_models():
+    result = _cli("list")
+    assert result.returncode == 0
+    for name in ("camvid-quick", "smoke", "pp_liteseg_t", "liteseg_darknet19", "fusion='spatial'"):
+        assert name in result.stdout

@@ -1,0 +1,219 @@
+"""Training loop: schedule, data order, resumability, divergence and DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.config import OptimSpec
+from bench.train import ResumableBatchSampler, lr_at
+
+SUITE = """
+name = "train-test"
+seeds = [0]
+
+[protocol.data]
+dataset = "synthetic"
+
+[protocol.data.synthetic]
+num_train = 16
+num_val = 4
+image_size = [64, 64]
+num_classes = 4
+
+[protocol.augment]
+pipeline = "seed"
+crop_size = [64, 64]
+
+[protocol.optim]
+lr = {lr}
+warmup_iters = 2
+
+[protocol.train]
+iters = {iters}
+batch_size = 4
+checkpoint_every = 2
+log_every = 1
+
+[protocol.eval]
+visualize = [0]
+
+[protocol.profile]
+flops_sizes = [[64, 64]]
+latency_size = [64, 64]
+warmup = 0
+repeats = 2
+
+[[variants]]
+name = "tiny"
+model = "liteseg_mobilenetv2"
+"""
+
+
+def test_lr_warmup_then_poly_decay():
+    spec = OptimSpec(lr=0.1, warmup_iters=10, warmup_start_lr=0.0, poly_power=1.0)
+    assert lr_at(0, 110, spec) == 0.0
+    assert lr_at(5, 110, spec) == pytest.approx(0.05)
+    assert lr_at(10, 110, spec) == pytest.approx(0.1)
+    assert lr_at(60, 110, spec) == pytest.approx(0.05)
+    assert lr_at(110, 110, spec) == pytest.approx(0.0)
+
+
+def _batches(sampler):
+    return [list(batch) for batch in sampler]
+
+
+def test_batch_order_resumes_exactly_mid_epoch():
+    common = dict(seed=3, rank=0, world_size=1, total_steps=11)
+    full = _batches(ResumableBatchSampler(10, 3, start_step=0, **common))
+    resumed = _batches(ResumableBatchSampler(10, 3, start_step=4, **common))
+    assert len(full) == 11 and resumed == full[4:]
+    epoch0 = {index for batch in full[:3] for index, _ in batch}
+    assert len(epoch0) == 9  # drop_last: 3 batches of 3 distinct images per epoch
+    assert full[:3] != full[3:6]  # a new order every epoch
+
+
+def test_ddp_shards_are_disjoint_and_seeds_unique():
+    shards = [
+        _batches(
+            ResumableBatchSampler(12, 3, seed=0, rank=r, world_size=2, start_step=0, total_steps=2)
+        )
+        for r in range(2)
+    ]
+    for step in range(2):
+        rank0 = {i for i, _ in shards[0][step]}
+        rank1 = {i for i, _ in shards[1][step]}
+        assert not rank0 & rank1
+    seeds = [s for shard in shards for batch in shard for _, s in batch]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_batch_larger_than_split_is_a_config_error():
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"lower train\.batch_size"):
+        ResumableBatchSampler(2, 4, seed=0, rank=0, world_size=1, start_step=0, total_steps=1)
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, **kwargs
+    )
+
+
+def _suite(tmp_path: Path, *, iters: int = 8, lr: float = 0.01) -> Path:
+    path = tmp_path / "train-test.toml"
+    path.write_text(SUITE.format(iters=iters, lr=lr))
+    return path
+
+
+def _run_dirs(out: Path) -> list[Path]:
+    return sorted((out / "train-test" / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_result(tmp_path):
+    suite = _suite(tmp_path, iters=40)
+    common = ["--data-root", str(tmp_path / "data"), "--device", "cpu", "--no-progress"]
+    reference = _cli("run", str(suite), "--out", str(tmp_path / "ref"), *common)
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", str(suite), "--out", str(out), *common],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    checkpoint = out / "train-test" / "runs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(checkpoint.glob("*/checkpoint.pt")) if checkpoint.exists() else []
+        if found and torch.load(found[0], weights_only=True)["step"] >= 6:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    (run_dir,) = _run_dirs(out)
+    assert not (run_dir / "result.json").exists()
+    plan = _cli("plan", str(suite), "--out", str(out)).stdout
+    assert any(line.split()[-1] == "partial" for line in plan.splitlines() if run_dir.name in line)
+
+    resumed = _cli("run", str(suite), "--out", str(out), *common)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run_dir / "result.json").read_text())
+    (ref_dir,) = _run_dirs(tmp_path / "ref")
+    ref_record = json.loads((ref_dir / "result.json").read_text())
+    assert record["training"]["resumed_from"] >= 6
+    assert record["metrics"] == ref_record["metrics"]
+    assert record["training"]["curves"]["loss"] == ref_record["training"]["curves"]["loss"]
+    weights = torch.load(run_dir / "model_final.pt", weights_only=True)
+    ref_weights = torch.load(ref_dir / "model_final.pt", weights_only=True)
+    assert all(torch.equal(weights[key], ref_weights[key]) for key in ref_weights)
+
+    again = _cli("run", str(suite), "--out", str(out), *common)
+    assert again.returncode == 0 and "0 to do" in again.stderr
+
+
+@pytest.mark.slow
+def test_diverging_run_is_marked_failed_and_keeps_last_good_checkpoint(tmp_path):
+    suite = _suite(tmp_path, iters=30, lr=1e12)
+    out = tmp_path / "out"
+    common = ["--out", str(out), "--data-root", str(tmp_path / "data"), "--device", "cpu"]
+    result = _cli("run", str(suite), *common, "--no-progress")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (run_dir,) = _run_dirs(out)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "NaN" in record["error"] or "nan" in record["error"] or "inf" in record["error"]
+    assert "Lower optim.lr" in record["error"]
+    if (run_dir / "checkpoint.pt").exists():
+        state = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+        assert all(
+            torch.isfinite(value).all() for value in state.values() if value.is_floating_point()
+        )
+    skipped = _cli("run", str(suite), *common, "--no-progress")
+    assert skipped.returncode == 0 and "0 to do" in skipped.stderr
+
+
+@pytest.mark.slow
+def test_ddp_with_gloo_two_processes_matches_single_process_evaluation(tmp_path):
+    suite = _suite(tmp_path, iters=4)
+    out = tmp_path / "out"
+    data_root = tmp_path / "data"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "bench.cli", "run", str(suite), "--out", str(out),
+        "--data-root", str(data_root), "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = _run_dirs(out)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "done" and record["environment"]["world_size"] == 2
+
+    from architectures import create_model
+    from bench.config import load_suite, resolve_runs
+    from bench.data import build_dataset
+    from bench.data.transforms import build_eval_transform
+    from bench.evaluate import evaluate
+
+    (cfg,) = resolve_runs(load_suite(suite))
+    model = create_model("liteseg_mobilenetv2", 4)
+    model.load_state_dict(torch.load(run_dir / "model_final.pt", weights_only=True))
+    val = build_dataset(cfg.data, data_root, "val", transform=build_eval_transform(cfg.augment))
+    loader = torch.utils.data.DataLoader(val, batch_size=1)
+    names = record["dataset"]["class_names"]
+    single = evaluate(model, loader, 4, names)
+    assert single.miou == pytest.approx(record["metrics"]["miou"], abs=1e-12)
+    assert single.pixel_acc == pytest.approx(record["metrics"]["pixel_acc"], abs=1e-12)
+    assert single.num_images == record["metrics"]["num_images"] == 4
