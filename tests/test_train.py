@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 import torch
 
 from bench.config import OptimSpec
-from bench.train import ResumableBatchSampler, lr_at
+from bench.distributed import DistContext
+from bench.train import ResumableBatchSampler, Trainer, lr_at
 
 SUITE = """
 name = "train-test"
@@ -217,3 +219,27 @@ def test_ddp_with_gloo_two_processes_matches_single_process_evaluation(tmp_path)
     assert single.miou == pytest.approx(record["metrics"]["miou"], abs=1e-12)
     assert single.pixel_acc == pytest.approx(record["metrics"]["pixel_acc"], abs=1e-12)
     assert single.num_images == record["metrics"]["num_images"] == 4
+
+
+def _trainer(tmp_path: Path, updates: dict) -> Trainer:
+    from bench.config import load_suite, resolve_runs
+
+    (cfg,) = resolve_runs(load_suite(_suite(tmp_path, iters=2)), updates)
+    context = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    (tmp_path / "data").mkdir(exist_ok=True)
+    return Trainer(cfg, tmp_path / "run", tmp_path / "data", context, progress=False)
+
+
+def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path):
+    trainer = _trainer(tmp_path, {"train.amp": "bf16", "train.channels_last": True})
+    outcome = trainer.fit()
+    assert outcome.training.curves.loss and all(map(math.isfinite, outcome.training.curves.loss))
+    assert 0.0 <= outcome.metrics.pixel_acc <= 1.0
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_fp16_needs_cuda(tmp_path):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16"):
+        _trainer(tmp_path, {"train.amp": "fp16"})
