@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import logging
 import platform
@@ -24,7 +25,6 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-import torchvision
 
 from architectures import create_model, model_overrides
 from bench.config import RunConfig, SuiteSpec, VariantSpec, resolve_runs
@@ -42,7 +42,7 @@ from bench.results import (
     read_record,
     write_record,
 )
-from bench.train import CHECKPOINT_FILE, Trainer
+from bench.train import CHECKPOINT_FILE, WEIGHTS_FILE, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def environment(ctx: DistContext) -> Environment:
     return Environment(
         python=sys.version.split()[0],
         torch=torch.__version__,
-        torchvision=torchvision.__version__,
+        torchvision=importlib.metadata.version("torchvision"),
         platform=platform.platform(),
         device=ctx.device.type,
         device_name=device_name(ctx.device),
@@ -322,6 +322,26 @@ def execute_run(
         if record.status == "done":
             (run.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     ctx.barrier()
+    return record
+
+
+def stale_profile(run: PlannedRun) -> bool:
+    """A finished run whose cost was measured with other profile settings than the plan's."""
+    if run.status != "done" or run.record is None:
+        return False
+    return run.record.config.get("profile") != run.config.profile.model_dump(mode="json")
+
+
+def reprofile_run(run: PlannedRun, ctx: DistContext) -> RunRecord:
+    """Measure a finished run's cost again from its saved weights (no retraining)."""
+    cfg = run.config
+    info = dataset_info(cfg.data.dataset, cfg.data.synthetic)
+    model = create_model(cfg.model.name, info.num_classes, **cfg.model.overrides)
+    weights = torch.load(run.run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    model.load_state_dict(weights)
+    cost = _profile_cached(run, model.eval(), ctx)
+    record = run.record.model_copy(update={"cost": cost, "config": cfg.model_dump(mode="json")})
+    write_record(run.run_dir, record)
     return record
 
 

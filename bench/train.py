@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,6 +178,59 @@ def build_model(cfg: RunConfig, num_classes: int, data_root: Path) -> nn.Module:
     if not path.is_absolute():
         path = data_root / path
     return load_official(cfg.model.name, path, num_classes=num_classes, **overrides)
+
+
+class Progress:
+    """A tqdm bar (it/s, ETA, loss, lr) on a terminal; periodic log lines otherwise.
+
+    Log files and CI logs get about ten lines per run instead of a bar redrawn
+    with carriage returns.
+    """
+
+    def __init__(self, description: str, start: int, total: int, *, enabled: bool) -> None:
+        self.description = description
+        self.start = self.step = start
+        self.total = total
+        self.enabled = enabled
+        self.interactive = enabled and sys.stderr.isatty()
+        self.log_every = max(1, (total - start) // 10)
+        self.started = time.perf_counter()
+        self.bar = tqdm(
+            total=total,
+            initial=start,
+            desc=description,
+            unit="it",
+            disable=not self.interactive,
+            dynamic_ncols=True,
+        )
+
+    def advance(self) -> None:
+        self.step += 1
+        self.bar.update(1)
+
+    def report(self, loss: float, lr: float) -> None:
+        """Show the latest windowed loss and learning rate."""
+        if self.interactive:
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+            return
+        done = self.step - self.start
+        if not self.enabled or (done % self.log_every and self.step != self.total):
+            return
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        eta = (self.total - self.step) / rate if rate > 0 else float("inf")
+        log.info(
+            "%s: step %d/%d  loss %.4f  lr %.2e  %.2f it/s  ETA %s",
+            self.description,
+            self.step,
+            self.total,
+            loss,
+            lr,
+            rate,
+            tqdm.format_interval(eta),
+        )
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 @dataclass
@@ -415,26 +469,24 @@ class Trainer:
         curves = self.state.curves
         window: list[float] = []
         self.model.train()
-        bar = tqdm(
-            total=spec.iters,
-            initial=self.state.step,
-            desc=f"{self.cfg.variant} seed {self.cfg.seed}",
-            unit="it",
-            disable=not (self.progress and self.ctx.is_main),
-            dynamic_ncols=True,
+        progress = Progress(
+            f"{self.cfg.variant} seed {self.cfg.seed}",
+            self.state.step,
+            spec.iters,
+            enabled=self.progress and self.ctx.is_main,
         )
         started = time.perf_counter()
         for images, labels in self._train_loader():
             lr = self.optimizer.param_groups[0]["lr"]
             window.append(self._train_step(images, labels))
             self.state.step += 1
-            bar.update(1)
+            progress.advance()
             step = self.state.step
             if step % spec.log_every == 0 or step == spec.iters:
                 curves.step.append(step)
                 curves.loss.append(float(np.mean(window)))
                 curves.lr.append(lr)
-                bar.set_postfix(loss=f"{curves.loss[-1]:.4f}", lr=f"{lr:.2e}")
+                progress.report(curves.loss[-1], lr)
                 window.clear()
             if step % spec.checkpoint_every == 0 or step == spec.iters:
                 self.state.train_seconds += time.perf_counter() - started
@@ -446,7 +498,7 @@ class Trainer:
                 curves.val_miou.append(self.evaluate().miou)
                 self.model.train()
                 started = time.perf_counter()
-        bar.close()
+        progress.close()
         metrics = self.evaluate()
         curves.val_step.append(spec.iters)
         curves.val_miou.append(metrics.miou)

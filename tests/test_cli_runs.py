@@ -4,6 +4,7 @@ plan validation that rejects bad input before any training starts."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,20 @@ def test_second_invocation_has_nothing_to_do(smoke):
     again = _cli("run", "smoke", "--out", str(out), "--device", "cpu", "--no-progress")
     assert again.returncode == 0
     assert "7 runs, 0 to do" in again.stderr and "[1/" not in again.stderr
+
+
+@pytest.mark.slow
+def test_changed_profile_settings_reprofile_without_retraining(smoke):
+    out, _ = smoke
+    result = _cli("run", "smoke", "--out", str(out), "--no-progress", "--set", "profile.repeats=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "re-profiling 7 finished run(s)" in result.stderr and "[1/" not in result.stderr
+    for path in (out / "smoke" / "runs").glob("*/result.json"):
+        record = json.loads(path.read_text())
+        assert record["config"]["profile"]["repeats"] == 2
+        assert record["cost"]["latency"][0]["repeats"] == 2
+    again = _cli("run", "smoke", "--out", str(out), "--no-progress", "--set", "profile.repeats=2")
+    assert "re-profiling" not in again.stderr
 
 
 @pytest.mark.slow

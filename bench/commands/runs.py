@@ -17,6 +17,8 @@ from bench.runner import (
     execute_run,
     pending_runs,
     plan_suite,
+    reprofile_run,
+    stale_profile,
     suite_dir,
     validate_plan,
 )
@@ -146,9 +148,14 @@ def _run(args: argparse.Namespace) -> int:
         sum(run.status == "done" for run in plan),
         sum(run.status == "failed" for run in plan) if not args.retry_failed else 0,
     )
+    stale = [run for run in plan if stale_profile(run)]
     ctx = init_distributed(device)
     failed = 0
     try:
+        if stale and ctx.is_main:
+            log.info("re-profiling %d finished run(s): the profile settings changed", len(stale))
+            for run in stale:
+                reprofile_run(run, ctx)
         for index, run in enumerate(todo, 1):
             log.info(
                 "[%d/%d] %s seed %d (%s)",

@@ -74,7 +74,8 @@ def profile_model(
     including its training flag.
     """
     device = resolve_device(device)
-    flops = [record for size in spec.flops_sizes for record in count_flops(model, size)]
+    # Latency first: counting FLOPs at large sizes leaves the allocator holding big
+    # freed blocks, which made later timings depend on the counting history.
     latency = measure_latency(
         model,
         spec.latency_size,
@@ -85,5 +86,6 @@ def profile_model(
         repeats=spec.repeats,
         threads=spec.threads,
     )
+    flops = [record for size in spec.flops_sizes for record in count_flops(model, size)]
     params = count_parameters(model, spec.latency_size)
     return Cost(params=params, flops=flops, latency=[latency])
