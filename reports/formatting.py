@@ -96,3 +96,12 @@ def timestamp(iso: str) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def counter_label(counter: str, convention: str) -> str:
+    """A FLOP counter's short name with its multiply-add convention, e.g. ``fvcore, 1/MAC``."""
+    name = counter.rsplit(".", 1)[-1] if counter.startswith("torch") else counter
+    per_mac = (
+        convention.split(" per multiply-add", 1)[0] if " per multiply-add" in convention else ""
+    )
+    return f"{name}, {per_mac}/MAC" if per_mac.isdigit() else name

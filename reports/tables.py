@@ -40,15 +40,30 @@ def status_cell(summary: VariantSummary) -> dict[str, str]:
     return {"text": " · ".join(parts), "css": css}
 
 
-def flops_cells(summary: VariantSummary) -> list[dict[str, str]]:
-    """One cell line per FLOP counter: value plus counter, convention and input size."""
-    return [
-        {
-            "value": fmt.gflops(flops.gflops),
-            "detail": f"{flops.counter} · {flops.convention} · {fmt.size(flops.input_size)}",
-        }
-        for flops in summary.flops
-    ]
+def flops_grid(summary: VariantSummary) -> dict[str, list] | None:
+    """GFLOPs as a small grid: one row per input size, one column per counter.
+
+    Column labels carry the counting convention in short (e.g. ``fvcore, 1/MAC``);
+    the full conventions are in the "How it was measured" section.
+    """
+    if not summary.flops:
+        return None
+    counters = list(dict.fromkeys((f.counter, f.convention) for f in summary.flops))
+    sizes = list(dict.fromkeys(tuple(f.input_size) for f in summary.flops))
+    values = {(f.counter, tuple(f.input_size)): f.gflops for f in summary.flops}
+    return {
+        "columns": [fmt.counter_label(counter, convention) for counter, convention in counters],
+        "rows": [
+            {
+                "size": fmt.size(size),
+                "cells": [
+                    fmt.gflops(values[(counter, size)]) if (counter, size) in values else "—"
+                    for counter, _ in counters
+                ],
+            }
+            for size in sizes
+        ],
+    }
 
 
 def latency_cell(latency: LatencySummary) -> dict[str, str]:
@@ -116,7 +131,7 @@ def main_row(summary: VariantSummary) -> dict[str, Any]:
         "overrides": fmt.overrides(spec.overrides),
         "params": fmt.millions(summary.params.inference if summary.params else None),
         "params_total": fmt.millions(summary.params.total) if summary.params else None,
-        "flops": flops_cells(summary),
+        "flops": flops_grid(summary),
         "latency": [latency_cell(latency) for latency in summary.latency.values()],
         "miou": fmt.mean_std(summary.miou),
         "seeds": seeds_text(summary.miou),

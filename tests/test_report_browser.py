@@ -67,7 +67,7 @@ def test_tables_render_with_their_headers(page):
     )
     assert headers[:5] == ["Variant / model", "Params", "GFLOPs", "Latency / FPS", "mIoU (%)"]
     widths = page.execute_script(
-        "return Array.from(document.querySelectorAll('#main-table tbody tr'))"
+        "return Array.from(document.querySelectorAll('#main-table > tbody > tr'))"
         ".map(tr => tr.getBoundingClientRect().width)"
     )
     assert len(widths) == 3 and len(set(widths)) == 1
