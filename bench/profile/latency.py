@@ -5,7 +5,8 @@ Conventions (kornia's benchmark habits):
 - the model is prepared once (copy, eval, optional batch-norm folding, dtype,
   memory format, compilation) and called once before anything is timed, so
   compilation and CUDA-graph capture are never part of a number;
-- then ``warmup`` untimed calls, then ``repeats`` timed calls on the same
+- then ``warmup`` untimed calls (continued for at least ``MIN_WARMUP_SECONDS``
+  when ``warmup > 0``), then ``repeats`` timed calls on the same
   random ``batch x 3 x H x W`` input under ``torch.inference_mode()``;
 - CPU calls are timed with ``time.perf_counter`` under a fixed thread count
   (``torch.set_num_threads``; the previous count is restored afterwards);
@@ -192,10 +193,26 @@ def prepare_inference(
     return run
 
 
+# Warm-up also lasts at least this long: a cold process (page faults, oneDNN kernel
+# generation, clock ramp-up) measured up to 15% slow after a handful of calls.
+MIN_WARMUP_SECONDS = 1.0
+
+
+def _warm_up(run: Runner, images: torch.Tensor, warmup: int, sync: Callable[[], None]) -> None:
+    """At least ``warmup`` untimed calls, continued until ``MIN_WARMUP_SECONDS`` have passed."""
+    if warmup == 0:
+        return
+    started = time.perf_counter()
+    calls = 0
+    while calls < warmup or time.perf_counter() - started < MIN_WARMUP_SECONDS:
+        run(images)
+        sync()
+        calls += 1
+
+
 def _time_cpu(run: Runner, images: torch.Tensor, warmup: int, repeats: int) -> list[float]:
     with torch.inference_mode():
-        for _ in range(warmup):
-            run(images)
+        _warm_up(run, images, warmup, lambda: None)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -206,8 +223,7 @@ def _time_cpu(run: Runner, images: torch.Tensor, warmup: int, repeats: int) -> l
 
 def _time_cuda(run: Runner, images: torch.Tensor, warmup: int, repeats: int) -> list[float]:
     with torch.inference_mode():
-        for _ in range(warmup):
-            run(images)
+        _warm_up(run, images, warmup, lambda: torch.cuda.synchronize(images.device))
         torch.cuda.synchronize(images.device)
         times = []
         for _ in range(repeats):
