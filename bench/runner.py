@@ -245,18 +245,23 @@ def write_samples(samples_dir: Path, trainer: Trainer) -> None:
         atomic_write_bytes(image_path, _png(cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))
 
 
-def _profile_cached(run: PlannedRun, model: torch.nn.Module, ctx: DistContext) -> Cost:
-    """Cost depends on the architecture only, so seeds of a variant share one measurement."""
+def profile_cache_path(run: PlannedRun, device_type: str) -> Path:
+    """Where the cost of ``run``'s architecture, measured on ``device_type``, is kept."""
     cfg = run.config
     key = json.dumps(
-        [cfg.model.name, cfg.model.overrides, cfg.profile.model_dump(mode="json"), ctx.device.type],
+        [cfg.model.name, cfg.model.overrides, cfg.profile.model_dump(mode="json"), device_type],
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    path = run.run_dir.parent.parent / "profiles" / f"{cfg.model.name}-{digest}.json"
+    return run.run_dir.parent.parent / "profiles" / f"{cfg.model.name}-{digest}.json"
+
+
+def _profile_cached(run: PlannedRun, model: torch.nn.Module, ctx: DistContext) -> Cost:
+    """Cost depends on the architecture only, so seeds of a variant share one measurement."""
+    path = profile_cache_path(run, ctx.device.type)
     if path.is_file():
         return Cost.model_validate_json(path.read_text(encoding="utf-8"))
-    cost = profile_model(model, cfg.profile, device=ctx.device)
+    cost = profile_model(model, run.config.profile, device=ctx.device)
     atomic_write_text(path, cost.model_dump_json(indent=2))
     return cost
 

@@ -7,6 +7,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,31 @@ def test_changed_profile_settings_reprofile_without_retraining(smoke):
         assert record["cost"]["latency"][0]["repeats"] == 2
     again = _cli("run", "smoke", "--out", str(out), "--no-progress", "--set", "profile.repeats=2")
     assert "re-profiling" not in again.stderr
+
+
+@pytest.mark.slow
+def test_reprofile_measures_every_architecture_again_without_retraining(smoke):
+    out, _ = smoke
+    runs = out / "smoke" / "runs"
+    weights_before = {path: path.stat().st_mtime_ns for path in runs.glob("*/model_final.pt")}
+    args = ("run", "smoke", "--out", str(out), "--no-progress", "--set", "profile.repeats=2")
+    started_ns = time.time_ns()
+    result = _cli(*args, "--reprofile")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "re-profiling 7 finished run(s): --reprofile" in result.stderr
+    assert "[1/" not in result.stderr
+    assert {path: path.stat().st_mtime_ns for path in weights_before} == weights_before
+    measured_now = [
+        json.loads(path.read_text())["latency"][0]
+        for path in (out / "smoke" / "profiles").glob("*.json")
+        if path.stat().st_mtime_ns >= started_ns
+    ]
+    architectures = {(v.model, str(v.overrides)) for v in load_suite("smoke").variants}
+    assert len(measured_now) == len(architectures)
+    for path in runs.glob("*/result.json"):
+        latency = json.loads(path.read_text())["cost"]["latency"][0]
+        assert latency["repeats"] == 2 and latency in measured_now
+    assert "re-profiling" not in _cli(*args).stderr
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from bench.runner import (
     execute_run,
     pending_runs,
     plan_suite,
+    profile_cache_path,
     reprofile_run,
     stale_profile,
     suite_dir,
@@ -55,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="default: cuda if available",
     )
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    run.add_argument(
+        "--reprofile",
+        action="store_true",
+        help="measure the cost of every finished run again, all architectures back to back "
+        "in this process, so their latencies compare under the same machine conditions",
+    )
     run.add_argument("--report", action="store_true", help="render the suite report afterwards")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.set_defaults(handler=_run)
@@ -148,12 +155,20 @@ def _run(args: argparse.Namespace) -> int:
         sum(run.status == "done" for run in plan),
         sum(run.status == "failed" for run in plan) if not args.retry_failed else 0,
     )
-    stale = [run for run in plan if stale_profile(run)]
+    if args.reprofile:
+        stale = [run for run in plan if run.status == "done"]
+        reason = "--reprofile: every architecture measured again, back to back"
+    else:
+        stale = [run for run in plan if stale_profile(run)]
+        reason = "the profile settings changed"
     ctx = init_distributed(device)
     failed = 0
     try:
         if stale and ctx.is_main:
-            log.info("re-profiling %d finished run(s): the profile settings changed", len(stale))
+            log.info("re-profiling %d finished run(s): %s", len(stale), reason)
+            if args.reprofile:
+                for path in {profile_cache_path(run, ctx.device.type) for run in stale}:
+                    path.unlink(missing_ok=True)
             for run in stale:
                 reprofile_run(run, ctx)
         for index, run in enumerate(todo, 1):
