@@ -77,6 +77,7 @@ class Latency(_Record):
     threads: int | None
     warmup: int
     repeats: int
+    rounds: int = Field(1, description="interleaved rounds the repeats were split into")
     median_ms: float
     iqr_ms: float
     fps: float

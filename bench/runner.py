@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from architectures import create_model, model_overrides
-from bench.config import RunConfig, SuiteSpec, VariantSpec, resolve_runs
+from bench.config import ProfileSpec, RunConfig, SuiteSpec, VariantSpec, resolve_runs
 from bench.data import DatasetInfo, build_dataset, dataset_info
 from bench.distributed import DistContext
 from bench.errors import ConfigError, DatasetError, TrainingDiverged, UserError
-from bench.profile import profile_model
+from bench.profile import profile_model, profile_models
 from bench.results import (
     Cost,
     DatasetInfoRecord,
@@ -337,17 +337,51 @@ def stale_profile(run: PlannedRun) -> bool:
     return run.record.config.get("profile") != run.config.profile.model_dump(mode="json")
 
 
-def reprofile_run(run: PlannedRun, ctx: DistContext) -> RunRecord:
-    """Measure a finished run's cost again from its saved weights (no retraining)."""
+# Re-measured runs are timed side by side in this many interleaved rounds (see
+# bench.profile.measure_latencies): on the shared 2-core VM this suite was built on,
+# architectures timed minutes apart differed by up to 20 % more than they really do.
+REPROFILE_ROUNDS = 5
+
+
+def reprofile_runs(runs: Sequence[PlannedRun], ctx: DistContext) -> None:
+    """Measure finished runs' cost again from their saved weights, without retraining.
+
+    Each architecture is measured once (seeds share it, as after training) unless its
+    cost is already cached for the current settings; the architectures that are
+    measured have their latencies taken side by side in :data:`REPROFILE_ROUNDS`
+    interleaved rounds (fewer when the settings ask for fewer timed calls). Every run's
+    record then gets its architecture's cost.
+    """
+    by_cache: dict[Path, list[PlannedRun]] = {}
+    for run in runs:
+        by_cache.setdefault(profile_cache_path(run, ctx.device.type), []).append(run)
+    to_measure: dict[ProfileSpec, dict[Path, torch.nn.Module]] = {}
+    for path, group in by_cache.items():
+        if not path.is_file():
+            spec = group[0].config.profile
+            to_measure.setdefault(spec, {})[path] = _trained_model(group[0])
+    for spec, models in to_measure.items():
+        rounds = min(REPROFILE_ROUNDS, spec.repeats)
+        costs = profile_models(models, spec, ctx.device, rounds=rounds)
+        for path, cost in costs.items():
+            atomic_write_text(path, cost.model_dump_json(indent=2))
+    for path, group in by_cache.items():
+        cost = Cost.model_validate_json(path.read_text(encoding="utf-8"))
+        for run in group:
+            config = run.config.model_dump(mode="json")
+            write_record(
+                run.run_dir, run.record.model_copy(update={"cost": cost, "config": config})
+            )
+
+
+def _trained_model(run: PlannedRun) -> torch.nn.Module:
+    """A finished run's model, in eval mode, with its final weights."""
     cfg = run.config
     info = dataset_info(cfg.data.dataset, cfg.data.synthetic)
     model = create_model(cfg.model.name, info.num_classes, **cfg.model.overrides)
     weights = torch.load(run.run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(weights)
-    cost = _profile_cached(run, model.eval(), ctx)
-    record = run.record.model_copy(update={"cost": cost, "config": cfg.model_dump(mode="json")})
-    write_record(run.run_dir, record)
-    return record
+    return model.eval()
 
 
 def pending_runs(plan: Sequence[PlannedRun], *, retry_failed: bool) -> list[PlannedRun]:

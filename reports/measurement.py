@@ -94,20 +94,22 @@ def flop_counters(records: Sequence[RunRecord]) -> list[dict[str, str]]:
 
 
 def latency_settings(records: Sequence[RunRecord]) -> list[dict[str, str]]:
-    """Each latency setting used, with its warm-up and repeat counts and how many runs used it."""
-    settings: dict[tuple[LatencyKey, int, int], int] = {}
+    """Each latency setting used, with its warm-up, repeat and round counts and how many runs
+    used it."""
+    settings: dict[tuple[LatencyKey, int, int, int], int] = {}
     for record in records:
         for latency in record.cost.latency if record.cost is not None else ():
-            key = (LatencyKey.of(latency), latency.warmup, latency.repeats)
+            key = (LatencyKey.of(latency), latency.warmup, latency.repeats, latency.rounds)
             settings[key] = settings.get(key, 0) + 1
     return [
         {
             "settings": fmt.latency_settings(key),
             "warmup": str(warmup),
             "repeats": str(repeats),
+            "rounds": str(rounds),
             "runs": str(runs),
         }
-        for (key, warmup, repeats), runs in settings.items()
+        for (key, warmup, repeats, rounds), runs in settings.items()
     ]
 
 

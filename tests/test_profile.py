@@ -229,6 +229,39 @@ def test_latency_record_carries_settings_and_restores_threads():
     assert record.fps == pytest.approx(2 / (record.median_ms / 1e3))
 
 
+CALLS: list[str] = []  # module-level, so the deep copies timed by the profiler share it
+
+
+class CallLogger(nn.Module):
+    """Sleeps ``seconds`` per call and logs its name in ``CALLS``."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__()
+        self.name, self.seconds = name, seconds
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        CALLS.append(self.name)
+        time.sleep(self.seconds)
+        return self.conv(x)
+
+
+def test_side_by_side_latencies_interleave_rounds(monkeypatch):
+    monkeypatch.setattr(profile.latency, "MIN_WARMUP_SECONDS", 0.0)
+    CALLS.clear()
+    models = {"fast": CallLogger("fast", 0.005), "slow": CallLogger("slow", 0.02)}
+    records = profile.measure_latencies(models, (8, 8), warmup=1, repeats=5, rounds=3)
+    # one preparing call each, then 3 rounds of (1 warm-up + ceil(5 / 3) timed) calls each
+    assert CALLS == ["fast", "slow"] + (["fast"] * 3 + ["slow"] * 3) * 3
+    assert {key: (r.repeats, r.rounds, r.warmup) for key, r in records.items()} == {
+        "fast": (6, 3, 1),
+        "slow": (6, 3, 1),
+    }
+    assert records["slow"].median_ms > 2 * records["fast"].median_ms
+    with pytest.raises(profile.latency.ConfigError, match="rounds must be at least 1"):
+        profile.measure_latencies(models, (8, 8), rounds=0)
+
+
 def test_threads_are_restored_when_the_model_fails():
     class Broken(nn.Module):
         def forward(self, x):

@@ -508,9 +508,8 @@ def test_measurement_section_uses_record_values(soup):
     assert [r["Counter"].get_text() for r in flops] == ["fvcore", "torch.utils.flop_counter"]
     assert flops[0]["Operators skipped (count)"].get_text() == "aten::sigmoid ×3"
     latency = table_rows(soup.find(id="latency-table"))
-    assert [(r["Warm-up calls"].get_text(), r["Timed calls"].get_text()) for r in latency] == [
-        ("3", "10")
-    ]
+    columns = ("Warm-up calls per round", "Timed calls", "Interleaved rounds")
+    assert [tuple(r[c].get_text() for c in columns) for r in latency] == [("3", "10", "1")]
 
 
 def png_images(soup) -> list[bytes]:

@@ -18,7 +18,7 @@ from bench.runner import (
     pending_runs,
     plan_suite,
     profile_cache_path,
-    reprofile_run,
+    reprofile_runs,
     stale_profile,
     suite_dir,
     validate_plan,
@@ -169,8 +169,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.reprofile:
                 for path in {profile_cache_path(run, ctx.device.type) for run in stale}:
                     path.unlink(missing_ok=True)
-            for run in stale:
-                reprofile_run(run, ctx)
+            reprofile_runs(stale, ctx)
         for index, run in enumerate(todo, 1):
             log.info(
                 "[%d/%d] %s seed %d (%s)",

@@ -4,13 +4,18 @@
 - :func:`count_flops`: fvcore (1 per multiply-add) and ``torch.utils.flop_counter``
   (2 per multiply-add), each a :class:`~bench.results.FlopCount` naming its counter,
   convention and input size (see :mod:`bench.profile.flops`).
-- :func:`measure_latency`: median and IQR of many timed calls on CPU or CUDA, with the
+- :func:`measure_latency` / :func:`measure_latencies` (several models in interleaved
+  rounds): median and IQR of many timed calls on CPU or CUDA, with the
   options of :class:`InferenceOptions` (see :mod:`bench.profile.latency`).
 - :func:`fold_batchnorm`: an inference copy with batch norms merged into convolutions.
-- :func:`profile_model`: all of the above for one :class:`~bench.config.ProfileSpec`.
+- :func:`profile_model`: all of the above for one :class:`~bench.config.ProfileSpec`;
+  :func:`profile_models` for several models, their latencies measured side by side.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -27,12 +32,15 @@ from bench.profile.latency import (
     available_cores,
     check_settings,
     cpu_threads,
+    measure_latencies,
     measure_latency,
     prepare_inference,
     resolve_device,
 )
 from bench.profile.params import count_parameters, inference_parameters
 from bench.results import Cost
+
+K = TypeVar("K")
 
 __all__ = [
     "BACKENDS",
@@ -52,9 +60,11 @@ __all__ = [
     "fold_batchnorm",
     "fvcore_flops",
     "inference_parameters",
+    "measure_latencies",
     "measure_latency",
     "prepare_inference",
     "profile_model",
+    "profile_models",
     "resolve_device",
     "torch_flops",
 ]
@@ -73,19 +83,39 @@ def profile_model(
     run as ``options`` says (default: ``spec.inference``). ``model`` is left unchanged,
     including its training flag.
     """
-    device = resolve_device(device)
+    return profile_models({"model": model}, spec, device, options)["model"]
+
+
+def profile_models(
+    models: Mapping[K, nn.Module],
+    spec: ProfileSpec,
+    device: str | torch.device = "cpu",
+    options: InferenceOptions | None = None,
+    rounds: int = 1,
+) -> dict[K, Cost]:
+    """:func:`profile_model` for several models, their latencies measured side by side.
+
+    The latencies come from :func:`measure_latencies` in ``rounds`` interleaved rounds,
+    so models compared with each other share the machine's conditions.
+    """
     # Latency first: counting FLOPs at large sizes leaves the allocator holding big
     # freed blocks, which made later timings depend on the counting history.
-    latency = measure_latency(
-        model,
+    latencies = measure_latencies(
+        models,
         spec.latency_size,
-        device=device,
+        device=resolve_device(device),
         options=options or spec.inference,
         batch=spec.latency_batch,
         warmup=spec.warmup,
         repeats=spec.repeats,
         threads=spec.threads,
+        rounds=rounds,
     )
-    flops = [record for size in spec.flops_sizes for record in count_flops(model, size)]
-    params = count_parameters(model, spec.latency_size)
-    return Cost(params=params, flops=flops, latency=[latency])
+    return {
+        key: Cost(
+            params=count_parameters(model, spec.latency_size),
+            flops=[record for size in spec.flops_sizes for record in count_flops(model, size)],
+            latency=[latencies[key]],
+        )
+        for key, model in models.items()
+    }

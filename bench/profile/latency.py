@@ -12,6 +12,8 @@ Conventions (kornia's benchmark habits):
   (``torch.set_num_threads``; the previous count is restored afterwards);
 - CUDA calls are timed with CUDA events; the device is synchronised before the
   timed loop and after every call, so each number is one call's full latency;
+- several models compared with each other are measured side by side in interleaved
+  rounds (:func:`measure_latencies`), so a drifting machine speed is shared evenly;
 - the result is the median and the interquartile range in milliseconds, and
   ``fps = batch / median``; every setting is recorded in the :class:`Latency`.
 """
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -43,6 +47,7 @@ DTYPES: dict[str, torch.dtype] = {
 BACKENDS: tuple[str, ...] = ("eager", "inductor", "torchscript")
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
+K = TypeVar("K")
 
 
 class DeviceUnavailableError(UserError):
@@ -288,33 +293,74 @@ def measure_latency(
         threads: CPU intra-op threads (default: all available cores); ignored on CUDA,
             where the record says ``threads=None``.
     """
+    return measure_latencies(
+        {"model": model},
+        input_size,
+        device=device,
+        options=options,
+        batch=batch,
+        warmup=warmup,
+        repeats=repeats,
+        threads=threads,
+    )["model"]
+
+
+def measure_latencies(
+    models: Mapping[K, nn.Module],
+    input_size: tuple[int, int],
+    *,
+    device: str | torch.device = "cpu",
+    options: InferenceOptions | None = None,
+    batch: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+    threads: int | None = None,
+    rounds: int = 1,
+) -> dict[K, Latency]:
+    """The latency of several models measured side by side, in interleaved rounds.
+
+    On a machine whose speed drifts (a shared VM, a throttling laptop), timing one
+    model after another charges the drift to the models. Here every model is prepared
+    first, then each of ``rounds`` rounds warms up and times every model in turn,
+    ``ceil(repeats / rounds)`` calls each; a model's median and IQR are over all its
+    timed calls. Arguments as in :func:`measure_latency`.
+    """
     options = options or InferenceOptions()
     device = resolve_device(device)
     check_settings(device, options, batch=batch, warmup=warmup, repeats=repeats, threads=threads)
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
     images = make_input(batch, input_size, device, options)
-    if device.type == "cuda":
-        used_threads = None
-        run = prepare_inference(model, options, device, images)
-        times = _time_cuda(run, images, warmup, repeats)
-    else:
-        with cpu_threads(threads) as used_threads:
-            run = prepare_inference(model, options, device, images)
-            times = _time_cpu(run, images, warmup, repeats)
-    median, iqr = summarize(times)
-    return Latency(
-        device=device.type,
-        device_name=device_name(device),
-        dtype=options.dtype,
-        input_size=tuple(input_size),
-        batch=batch,
-        threads=used_threads,
-        warmup=warmup,
-        repeats=repeats,
-        median_ms=median,
-        iqr_ms=iqr,
-        fps=batch / (median / 1e3),
-        channels_last=options.channels_last,
-        cuda_graphs=options.cuda_graphs,
-        bn_folded=options.fold_bn,
-        backend=options.backend,
-    )
+    per_round = math.ceil(repeats / rounds)
+    time_calls = _time_cuda if device.type == "cuda" else _time_cpu
+    threads_context = contextlib.nullcontext() if device.type == "cuda" else cpu_threads(threads)
+    times: dict[K, list[float]] = {key: [] for key in models}
+    with threads_context as used_threads:
+        runs = {
+            key: prepare_inference(model, options, device, images) for key, model in models.items()
+        }
+        for _ in range(rounds):
+            for key, run in runs.items():
+                times[key] += time_calls(run, images, warmup, per_round)
+    records = {}
+    for key, timings in times.items():
+        median, iqr = summarize(timings)
+        records[key] = Latency(
+            device=device.type,
+            device_name=device_name(device),
+            dtype=options.dtype,
+            input_size=tuple(input_size),
+            batch=batch,
+            threads=used_threads,
+            warmup=warmup,
+            repeats=len(timings),
+            rounds=rounds,
+            median_ms=median,
+            iqr_ms=iqr,
+            fps=batch / (median / 1e3),
+            channels_last=options.channels_last,
+            cuda_graphs=options.cuda_graphs,
+            bn_folded=options.fold_bn,
+            backend=options.backend,
+        )
+    return records
