@@ -160,6 +160,15 @@ def noise_verdict(delta: float | None, noise: float | None) -> dict[str, str]:
     return {"text": "beyond seed noise", "css": "ok" if delta > 0 else "bad"}
 
 
+def timing_verdict(delta_ms: float, spread_ms: float) -> dict[str, str]:
+    """Classify a latency difference against the larger interquartile range of both sides."""
+    if abs(delta_ms) <= spread_ms:
+        return {"text": "within timing spread", "css": "noise"}
+    if delta_ms < 0:
+        return {"text": "faster beyond timing spread", "css": "ok"}
+    return {"text": "slower beyond timing spread", "css": "bad"}
+
+
 def _common_latency(
     reference: VariantSummary, variant: VariantSummary, preferred: LatencyKey | None
 ) -> LatencyKey | None:
@@ -172,17 +181,25 @@ def _common_latency(
 def latency_delta(
     reference: VariantSummary, variant: VariantSummary, preferred: LatencyKey | None
 ) -> dict[str, str]:
-    """Latency of both sides under the same settings and the difference in ms and percent."""
+    """Latency of both sides under the same settings, the difference in ms and percent, and
+    whether it exceeds the timing spread (see :func:`timing_verdict`)."""
     key = _common_latency(reference, variant, preferred)
     if key is None:
-        return {"reference": fmt.DASH, "variant": fmt.DASH, "delta": fmt.DASH, "settings": ""}
-    ref_ms = reference.latency[key].median_ms
-    var_ms = variant.latency[key].median_ms
-    relative = 100 * (var_ms / ref_ms - 1)
+        return {
+            "reference": fmt.DASH,
+            "variant": fmt.DASH,
+            "delta": fmt.DASH,
+            "verdict": None,
+            "settings": "",
+        }
+    ref, var = reference.latency[key], variant.latency[key]
+    delta = var.median_ms - ref.median_ms
+    relative = 100 * (var.median_ms / ref.median_ms - 1)
     return {
-        "reference": fmt.milliseconds(ref_ms),
-        "variant": fmt.milliseconds(var_ms),
-        "delta": f"{fmt.signed(var_ms - ref_ms)} ms ({fmt.signed(relative, 1)}%)",
+        "reference": fmt.milliseconds(ref.median_ms),
+        "variant": fmt.milliseconds(var.median_ms),
+        "delta": f"{fmt.signed(delta)} ms ({fmt.signed(relative, 1)}%)",
+        "verdict": timing_verdict(delta, max(ref.iqr_ms, var.iqr_ms)),
         "settings": fmt.latency_settings(key),
     }
 

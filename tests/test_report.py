@@ -33,7 +33,7 @@ from bench.results import (
 from reports import formatting as fmt
 from reports.render import ReportEntry, render_report
 from reports.summary import SeedStat, pareto_front, seed_noise
-from reports.tables import expected_cell
+from reports.tables import expected_cell, timing_verdict
 
 CLASSES = ["road", "sky", "car", "tree"]
 PALETTE = [(128, 64, 128), (70, 130, 180), (0, 0, 142), (107, 142, 35)]
@@ -156,7 +156,7 @@ def make_cost(variant: str) -> Cost:
                 warmup=3,
                 repeats=10,
                 median_ms=median,
-                iqr_ms=0.5,
+                iqr_ms=0.05 * median,
                 fps=1000.0 / median,
             )
         ],
@@ -445,13 +445,15 @@ def test_ablation_tables_per_group(soup):
 
 
 @pytest.mark.parametrize(
-    ("variant", "reference", "verdict"),
+    ("variant", "reference", "verdict", "timing"),
     [
-        (XSS_VARIANT, "pp_liteseg_t", "within seed noise"),
-        ("fusion_add", "pp_liteseg_t", "beyond seed noise"),
+        # 21 vs 20 ms, IQRs 5 % of each median: |1.0| <= 1.05
+        (XSS_VARIANT, "pp_liteseg_t", "within seed noise", "within timing spread"),
+        # 18 vs 20 ms: |-2.0| > 1.0
+        ("fusion_add", "pp_liteseg_t", "beyond seed noise", "faster beyond timing spread"),
     ],
 )
-def test_ablation_delta_and_noise_flag(soup, variant, reference, verdict):
+def test_ablation_delta_and_noise_flag(soup, variant, reference, verdict, timing):
     row = ablation_rows(soup)[variant]
     ours, ref = percents(variant), percents(reference)
     delta = statistics.fmean(ours) - statistics.fmean(ref)
@@ -466,6 +468,20 @@ def test_ablation_delta_and_noise_flag(soup, variant, reference, verdict):
         first_line(row["ΔLatency"])
         == f"{our_ms - ref_ms:+.2f} ms ({100 * (our_ms / ref_ms - 1):+.1f}%)"
     )
+    assert row["ΔLatency"].find(class_="badge").get_text() == timing
+
+
+@pytest.mark.parametrize(
+    ("delta_ms", "verdict"),
+    [
+        (1.0, "within timing spread"),
+        (-1.0, "within timing spread"),
+        (1.01, "slower beyond timing spread"),
+        (-1.01, "faster beyond timing spread"),
+    ],
+)
+def test_timing_verdict_against_the_larger_spread(delta_ms, verdict):
+    assert timing_verdict(delta_ms, spread_ms=1.0)["text"] == verdict
 
 
 def test_ablation_with_one_seed_borrows_the_reference_spread(soup):

@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.reprofile:
         stale = [run for run in plan if run.status == "done"]
-        reason = "--reprofile: every architecture measured again, back to back"
+        reason = "--reprofile: every architecture measured again, side by side"
     else:
         stale = [run for run in plan if stale_profile(run)]
         reason = "the profile settings changed"
