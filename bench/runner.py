@@ -339,7 +339,8 @@ def stale_profile(run: PlannedRun) -> bool:
 
 # Re-measured runs are timed side by side in this many interleaved rounds (see
 # bench.profile.measure_latencies): on the shared 2-core VM this suite was built on,
-# architectures timed minutes apart differed by up to 20 % more than they really do.
+# the same architecture timed minutes apart differed by up to 20 %, more than most
+# ablations change it.
 REPROFILE_ROUNDS = 5
 
 

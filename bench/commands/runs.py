@@ -59,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--reprofile",
         action="store_true",
-        help="measure the cost of every finished run again, all architectures back to back "
-        "in this process, so their latencies compare under the same machine conditions",
+        help="measure the cost of every finished run again, all architectures side by side "
+        "in interleaved rounds, so their latencies compare under the same machine conditions",
     )
     run.add_argument("--report", action="store_true", help="render the suite report afterwards")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
