@@ -90,11 +90,14 @@ def test_sample_through_eval_pipeline(data_root: Path, normalize: str) -> None:
     assert np.allclose(image.mean(dim=(1, 2)).numpy(), expected, atol=1e-3)
 
 
-def test_missing_test_split_says_how_to_download(data_root: Path) -> None:
-    if (data_root / "camvid" / "test.txt").exists():
-        pytest.skip("this copy has the test split")
+def test_missing_test_split_says_how_to_download(data_root: Path, tmp_path: Path) -> None:
+    """A copy of the real folder without the test split (linked, not copied)."""
+    (tmp_path / "camvid").mkdir()
+    for entry in (data_root / "camvid").iterdir():
+        if not entry.name.startswith("test"):
+            (tmp_path / "camvid" / entry.name).symlink_to(entry)
     with pytest.raises(DatasetError, match=r"(?s)test\.txt does not exist.*--download"):
-        build_dataset(DataSpec(dataset="camvid"), data_root, "test")
+        build_dataset(DataSpec(dataset="camvid"), tmp_path, "test")
 
 
 def test_manifest_matches_the_reference_copy(data_root: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from architectures import _registry, create_model, list_models
+from architectures import _registry, create_model
 from architectures.weights import (
     PADDLE_STRUCTURE_KEY,
     STDC_IMAGENET_UNUSED_PREFIXES,
@@ -243,7 +243,6 @@ def test_pth_is_read_with_weights_only(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.skipif("liteseg_mobilenetv2" not in list_models(), reason="LiteSeg not registered")
 @pytest.mark.parametrize("torchvision_file", [False, True])
 def test_liteseg_names_dispatch_to_liteseg_weights(tmp_path, monkeypatch, torchvision_file):
     """Official LiteSeg files fill the whole model; torchvision files only mobile_features."""
