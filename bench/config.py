@@ -232,6 +232,12 @@ class VariantSpec(_Frozen):
     description: str = ""
     paper: PaperResult | None = None
     expected: Expected | None = None
+    recipe: str | None = Field(
+        None, description="official recipe the variant follows (experiments/recipes/NAME.toml)"
+    )
+    deviations: dict[str, str] = Field(
+        {}, description="recipe item -> why this variant departs from the official value"
+    )
 
 
 class SuiteSpec(_Frozen):
@@ -244,6 +250,10 @@ class SuiteSpec(_Frozen):
     protocol: ProtocolSpec
     presets: dict[str, dict[str, Any]] = Field(
         {}, description="named protocol overrides (dotted keys) that variants opt into"
+    )
+    recipe: str | None = Field(None, description="default recipe of the variants")
+    deviations: dict[str, str] = Field(
+        {}, description="recipe item -> reason, for every variant (a variant's own win)"
     )
     variants: tuple[VariantSpec, ...]
 

@@ -1,6 +1,6 @@
 """Run records: schema, atomic writes, and loading a suite's records as a DataFrame.
 
-One JSON record per run lives at ``<out>/<suite>/runs/<run_id>/result.json``.
+One JSON record per run lives at ``RunLayout.result`` (see :mod:`bench.layout`).
 Every number carries the settings it was measured with (counter and
 convention for FLOPs, device/dtype/threads for latency), so tables can say how
 each value was obtained.
@@ -19,7 +19,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
-RESULT_FILE = "result.json"
 
 RunStatus = Literal["done", "failed"]
 
@@ -85,6 +84,11 @@ class Latency(_Record):
     cuda_graphs: bool = False
     bn_folded: bool = False
     backend: str = Field("eager", description="eager, inductor (torch.compile) or torchscript")
+    session: str | None = Field(
+        None,
+        description="id of the interleaved measurement this number came from; only numbers "
+        "of one session are compared with each other",
+    )
 
 
 class Cost(_Record):
@@ -168,16 +172,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_record(run_dir: Path, record: RunRecord) -> Path:
-    """Atomically write ``record`` as ``run_dir/result.json``."""
-    path = run_dir / RESULT_FILE
+def write_record(path: Path, record: RunRecord) -> Path:
+    """Atomically write ``record`` to ``path`` (a run's ``RunLayout.result``)."""
     atomic_write_text(path, record.model_dump_json(indent=2))
     return path
 
 
-def read_record(run_dir: Path) -> RunRecord | None:
-    """The record of ``run_dir``, or None if the run has not finished."""
-    path = run_dir / RESULT_FILE
+def read_record(path: Path) -> RunRecord | None:
+    """The record at ``path``, or None if the run has not finished."""
     if not path.is_file():
         return None
     return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))

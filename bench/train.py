@@ -15,7 +15,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from tqdm import tqdm
 
-from architectures import create_model
-from architectures.weights import load_official
 from bench.config import OptimSpec, RunConfig
 from bench.data import SegmentationDataset, build_dataset, dataset_info
 from bench.data.transforms import build_eval_transform, build_train_transform
 from bench.distributed import DistContext
 from bench.errors import ConfigError, TrainingDiverged
 from bench.evaluate import evaluate, predict
+from bench.layout import RunLayout
 from bench.losses import build_criterion, weighted_loss
+from bench.models import build_model
 from bench.results import Curves, Metrics, Training, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
-WEIGHTS_FILE = "model_final.pt"
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -169,15 +167,23 @@ def lr_at(step: int, total_steps: int, spec: OptimSpec) -> float:
     return (spec.lr - spec.end_lr) * (1 - progress) ** spec.poly_power + spec.end_lr
 
 
-def build_model(cfg: RunConfig, num_classes: int, data_root: Path) -> nn.Module:
-    """The run's model, with its official initial weights when ``model.pretrained`` is set."""
-    overrides = dict(cfg.model.overrides)
-    if cfg.model.pretrained is None:
-        return create_model(cfg.model.name, num_classes, **overrides)
-    path = Path(cfg.model.pretrained)
-    if not path.is_absolute():
-        path = data_root / path
-    return load_official(cfg.model.name, path, num_classes=num_classes, **overrides)
+def check_device_support(cfg: RunConfig, device: str, world_size: int = 1, where: str = "") -> None:
+    """Reject training settings that ``device`` cannot run (fp16 autocast, SyncBN off CUDA).
+
+    Args:
+        cfg: the run.
+        device: ``"cpu"`` or ``"cuda"``.
+        world_size: processes of the run (SyncBatchNorm matters only above 1).
+        where: prefix of error messages (the suite file and variant).
+    """
+    if cfg.train.amp == "fp16" and device != "cuda":
+        raise ConfigError(
+            f"{where}train.amp = 'fp16' needs --device cuda; use 'bf16' or 'none' on CPU"
+        )
+    if cfg.train.sync_bn and world_size > 1 and device != "cuda":
+        raise ConfigError(
+            f"{where}train.sync_bn needs --device cuda (SyncBatchNorm has no CPU kernel)"
+        )
 
 
 class Progress:
@@ -294,27 +300,36 @@ def _finite_parameters(model: nn.Module) -> bool:
 
 
 class Trainer:
-    """Trains and evaluates one :class:`RunConfig` in ``run_dir`` (resuming if possible)."""
+    """Trains and evaluates one :class:`RunConfig` in its run folder (resuming if possible).
+
+    Args:
+        cfg: the run.
+        layout: the run's files (checkpoint, weights).
+        data_root: the datasets folder.
+        ctx: this process's place in the (DDP) job.
+        progress: show progress (rank 0 only).
+        step_callback: called with the step number after every training step, e.g. to
+            stop the run when its lock was lost (it raises to stop).
+    """
 
     def __init__(
         self,
         cfg: RunConfig,
-        run_dir: Path,
+        layout: RunLayout,
         data_root: Path,
         ctx: DistContext,
         *,
         progress: bool = True,
+        step_callback: Callable[[int], None] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.run_dir = run_dir
+        self.layout = layout
         self.ctx = ctx
         self.progress = progress
+        self.step_callback = step_callback
         self.info = dataset_info(cfg.data.dataset, cfg.data.synthetic)
         self.amp_dtype = AMP_DTYPES[cfg.train.amp]
-        if cfg.train.amp == "fp16" and ctx.device.type != "cuda":
-            raise ConfigError("train.amp = 'fp16' needs --device cuda; use 'bf16' or 'none' on CPU")
-        if cfg.train.sync_bn and ctx.distributed and ctx.device.type != "cuda":
-            raise ConfigError("train.sync_bn needs --device cuda (SyncBatchNorm has no CPU kernel)")
+        check_device_support(cfg, ctx.device.type, ctx.world_size)
         if cfg.train.batch_size % ctx.world_size:
             raise ConfigError(
                 f"train.batch_size ({cfg.train.batch_size}) must be divisible by the number "
@@ -325,7 +340,7 @@ class Trainer:
             cfg.data, data_root, cfg.data.val_split, transform=build_eval_transform(cfg.augment)
         )
         seed_everything(cfg.seed)
-        model = build_model(cfg, self.info.num_classes, data_root)
+        model = build_model(cfg.model, self.info.num_classes, data_root=data_root)
         if cfg.train.sync_bn and ctx.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.memory_format = (
@@ -352,7 +367,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / CHECKPOINT_FILE
+        return self.layout.checkpoint
 
     def _resume(self) -> None:
         if not self.checkpoint_path.is_file():
@@ -482,6 +497,8 @@ class Trainer:
             self.state.step += 1
             progress.advance()
             step = self.state.step
+            if self.step_callback is not None:
+                self.step_callback(step)
             if step % spec.log_every == 0 or step == spec.iters:
                 curves.step.append(step)
                 curves.loss.append(float(np.mean(window)))
@@ -526,7 +543,7 @@ class Trainer:
 
     def save_weights(self, model: nn.Module) -> Path:
         """Keep the final weights (state dict only) next to the record."""
-        path = self.run_dir / WEIGHTS_FILE
+        path = self.layout.final_weights
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         atomic_write_bytes(path, buffer.getvalue())

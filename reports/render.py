@@ -21,6 +21,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bench.config import SuiteSpec
+from bench.layout import SuiteLayout
+from bench.plan import PlannedRun
 from bench.results import (
     DatasetInfoRecord,
     RunRecord,
@@ -43,13 +45,7 @@ from reports.summary import (
 
 __all__ = ["ReportEntry", "render_report"]
 
-REPORT_DIR = "report"
-HTML_FILE = "report.html"
-CSV_FILE = "results.csv"
-JSON_FILE = "results.json"
 TEMPLATE = "report.html.j2"
-SAMPLES_DIR = "samples"
-RUNS_DIR = "runs"
 # Columns results.csv always has, so an empty suite still gives a readable table.
 BASE_COLUMNS = ("suite", "variant", "group", "model", "seed", "run_id", "status", "error")
 
@@ -150,15 +146,15 @@ def _image_cell(array: np.ndarray | None, label: str) -> dict[str, str | None]:
     return {"src": data_uri(images.png_bytes(array)), "alt": label}
 
 
-def _prediction(summary: VariantSummary, run_root: Path, index: int) -> np.ndarray | None:
+def _prediction(summary: VariantSummary, layout: SuiteLayout, index: int) -> np.ndarray | None:
     record = next((r for r in summary.records if index in r.predictions), None)
     if record is None:
         return None
-    return images.read_labels(run_root / record.run_id / record.predictions[index])
+    return images.read_labels(layout.run(record.run_id).root / record.predictions[index])
 
 
 def qualitative(
-    suite_dir: Path, summaries: Sequence[VariantSummary], dataset: DatasetInfoRecord | None
+    layout: SuiteLayout, summaries: Sequence[VariantSummary], dataset: DatasetInfoRecord | None
 ) -> dict[str, Any] | None:
     """Image, ground truth and each model's prediction for the fixed val images."""
     indices = sorted({i for s in summaries for r in s.records for i in r.predictions})
@@ -173,15 +169,14 @@ def qualitative(
 
     rows = []
     for index in indices:
-        image = images.read_rgb(suite_dir / SAMPLES_DIR / f"{index}_image.png")
-        label = images.read_labels(suite_dir / SAMPLES_DIR / f"{index}_label.png")
+        image = images.read_rgb(layout.sample_image(index))
+        label = images.read_labels(layout.sample_label(index))
         cells = [
             _image_cell(None if image is None else images.thumbnail(image, nearest=False), "image"),
             _image_cell(coloured(label), "ground truth"),
         ]
         cells += [
-            _image_cell(coloured(_prediction(s, suite_dir / RUNS_DIR, index)), s.spec.name)
-            for s in summaries
+            _image_cell(coloured(_prediction(s, layout, index)), s.spec.name) for s in summaries
         ]
         rows.append({"index": str(index), "cells": cells})
     return {
@@ -204,7 +199,7 @@ def status_counts(entries: Sequence[ReportEntry]) -> list[dict[str, str]]:
 
 
 def report_context(
-    suite: SuiteSpec, entries: Sequence[ReportEntry], suite_dir: Path, suite_file: Path
+    suite: SuiteSpec, entries: Sequence[ReportEntry], layout: SuiteLayout, suite_file: Path
 ) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
     summaries = summarize_suite(suite, entries)
@@ -228,7 +223,7 @@ def report_context(
             "curves": curves_figure(summaries),
             "heatmap": heatmap_figure(summaries, dataset),
         },
-        "qualitative": qualitative(suite_dir, main, dataset),
+        "qualitative": qualitative(layout, main, dataset),
         "measurement": measurement(suite, records),
         "runs": tables.run_rows(suite, entries),
     }
@@ -261,26 +256,38 @@ def records_json(records: Sequence[RunRecord]) -> str:
     return json.dumps([r.model_dump(mode="json") for r in records], indent=2)
 
 
+def entries_from_plan(plan: Sequence[PlannedRun]) -> list[ReportEntry]:
+    """The report's view of every planned run, finished or not."""
+    return [
+        ReportEntry(
+            run_id=run.run_id,
+            variant=run.config.variant,
+            seed=run.config.seed,
+            status=run.status,
+            record=run.record,
+        )
+        for run in plan
+    ]
+
+
 def render_report(
-    suite: SuiteSpec, entries: Sequence[ReportEntry], suite_dir: Path, *, suite_file: Path
+    suite: SuiteSpec, entries: Sequence[ReportEntry], layout: SuiteLayout, *, suite_file: Path
 ) -> Path:
-    """Write ``suite_dir/report/report.html`` (+ results.csv, results.json); return the HTML path.
+    """Write the report (HTML, results.csv, results.json) into ``layout.report``; return the HTML.
 
     Args:
         suite: the suite the entries were planned from.
         entries: every planned run, finished or not; none is dropped.
-        suite_dir: the suite's output folder (holds ``runs/`` and ``samples/``).
+        layout: the suite's output folder (its runs, samples and report).
         suite_file: the suite's TOML file, hashed into the provenance.
     """
-    out_dir = suite_dir / REPORT_DIR
     html = (
         environment()
         .get_template(TEMPLATE)
-        .render(report_context(suite, entries, suite_dir, suite_file))
+        .render(report_context(suite, entries, layout, suite_file))
     )
-    atomic_write_text(out_dir / CSV_FILE, results_frame(entries).to_csv(index=False))
+    atomic_write_text(layout.results_csv, results_frame(entries).to_csv(index=False))
     records = [e.record for e in entries if e.record is not None]
-    atomic_write_text(out_dir / JSON_FILE, records_json(records))
-    path = out_dir / HTML_FILE
-    atomic_write_text(path, html)
-    return path
+    atomic_write_text(layout.results_json, records_json(records))
+    atomic_write_text(layout.report_html, html)
+    return layout.report_html

@@ -87,13 +87,13 @@ def test_changed_profile_settings_reprofile_without_retraining(smoke):
     out, _ = smoke
     result = _cli("run", "smoke", "--out", str(out), "--no-progress", "--set", "profile.repeats=2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "re-profiling 7 finished run(s)" in result.stderr and "[1/" not in result.stderr
+    assert "timing 7 architectures side by side" in result.stderr and "[1/" not in result.stderr
     for path in (out / "smoke" / "runs").glob("*/result.json"):
         record = json.loads(path.read_text())
         assert record["config"]["profile"]["repeats"] == 2
         assert record["cost"]["latency"][0]["repeats"] == 2
     again = _cli("run", "smoke", "--out", str(out), "--no-progress", "--set", "profile.repeats=2")
-    assert "re-profiling" not in again.stderr
+    assert "side by side" not in again.stderr
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_reprofile_measures_every_architecture_again_without_retraining(smoke):
     started_ns = time.time_ns()
     result = _cli(*args, "--reprofile")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "re-profiling 7 finished run(s): --reprofile" in result.stderr
+    assert "timing 7 architectures side by side" in result.stderr
     assert "[1/" not in result.stderr
     assert {path: path.stat().st_mtime_ns for path in weights_before} == weights_before
     measured_now = [
@@ -118,7 +118,7 @@ def test_reprofile_measures_every_architecture_again_without_retraining(smoke):
     for path in runs.glob("*/result.json"):
         latency = json.loads(path.read_text())["cost"]["latency"][0]
         assert (latency["repeats"], latency["rounds"]) == (2, 2) and latency in measured_now
-    assert "re-profiling" not in _cli(*args).stderr
+    assert "side by side" not in _cli(*args).stderr
 
 
 @pytest.mark.slow
@@ -156,13 +156,24 @@ def _assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> 
         ({"dataset": "camvid"}, ["camvid", "does not exist"]),
     ],
 )
-def test_plan_is_validated_before_training(tmp_path, suite_kwargs, fragments):
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_plan_is_validated_before_training(tmp_path, suite_kwargs, fragments, command):
     suite = _bad_suite(tmp_path, **suite_kwargs)
     (tmp_path / "data").mkdir()
     out = tmp_path / "out"
-    result = _cli("run", str(suite), "--out", str(out), "--data-root", str(tmp_path / "data"))
+    result = _cli(command, str(suite), "--out", str(out), "--data-root", str(tmp_path / "data"))
     _assert_user_error(result, str(suite), *fragments)
+    assert result.stderr.count("accepted") <= 1, "the accepted overrides are listed once"
     assert not (out / "bad" / "runs").exists()
+
+
+def test_valid_plan_says_it_was_validated(tmp_path):
+    suite = _bad_suite(tmp_path)
+    result = _cli("plan", str(suite), "--out", str(tmp_path / "out"), "--data-root", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "1 missing" in result.stdout and "valid: every model and override builds" in result.stdout
+    )
 
 
 def test_unknown_and_mistyped_keys_name_file_and_key(tmp_path):

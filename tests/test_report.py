@@ -18,6 +18,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from bench.config import Expected, PaperResult, ProtocolSpec, SuiteSpec, VariantSpec
+from bench.layout import SuiteLayout
 from bench.results import (
     Cost,
     Curves,
@@ -297,7 +298,7 @@ def build_sample_report(root: Path) -> SampleReport:
     write_images(suite_dir, entries)
     suite_file = root / "report-test.toml"
     suite_file.write_text('name = "report-test"\n', encoding="utf-8")
-    html_path = render_report(suite, entries, suite_dir, suite_file=suite_file)
+    html_path = render_report(suite, entries, SuiteLayout(suite_dir), suite_file=suite_file)
     return SampleReport(suite, entries, suite_dir, suite_file, html_path)
 
 
@@ -601,7 +602,7 @@ def render_subset(tmp_path: Path, keep) -> BeautifulSoup:
     entries = [e for e in make_entries(suite) if keep(e)]
     suite_file = tmp_path / "suite.toml"
     suite_file.write_text("", encoding="utf-8")
-    path = render_report(suite, entries, tmp_path / "out", suite_file=suite_file)
+    path = render_report(suite, entries, SuiteLayout(tmp_path / "out"), suite_file=suite_file)
     pd.read_csv(path.parent / "results.csv")
     return BeautifulSoup(path.read_text(encoding="utf-8"), "lxml")
 
@@ -636,7 +637,7 @@ def test_missing_sample_files_show_as_not_available(tmp_path):
     prediction = next(e for e in sample.entries if e.variant == "liteseg_mobilenet")
     (sample.suite_dir / "runs" / prediction.run_id / "predictions" / "val_0.png").unlink()
     path = render_report(
-        sample.suite, sample.entries, sample.suite_dir, suite_file=sample.suite_file
+        sample.suite, sample.entries, SuiteLayout(sample.suite_dir), suite_file=sample.suite_file
     )
     rows = table_rows(
         BeautifulSoup(path.read_text(encoding="utf-8"), "lxml").find(id="samples-table")

@@ -16,6 +16,9 @@ import torch
 
 from bench.config import OptimSpec
 from bench.distributed import DistContext
+from bench.execute import read_events
+from bench.layout import RunLayout
+from bench.locks import read_lock
 from bench.train import ResumableBatchSampler, Trainer, lr_at
 
 SUITE = """
@@ -146,8 +149,10 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
     process.wait()
     (run_dir,) = _run_dirs(out)
     assert not (run_dir / "result.json").exists()
-    plan = _cli("plan", str(suite), "--out", str(out)).stdout
-    assert any(line.split()[-1] == "partial" for line in plan.splitlines() if run_dir.name in line)
+    stale = read_lock(RunLayout(run_dir).lock)
+    assert stale is not None and stale.pid == process.pid, "the killed worker's claim is left"
+    status = _cli("status", str(suite), "--out", str(out)).stdout
+    assert f"partial, stale claim of {stale.host}:{process.pid}" in status
 
     resumed = _cli("run", str(suite), "--out", str(out), *common)
     assert resumed.returncode == 0, resumed.stderr
@@ -155,6 +160,9 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
     (ref_dir,) = _run_dirs(tmp_path / "ref")
     ref_record = json.loads((ref_dir / "result.json").read_text())
     assert record["training"]["resumed_from"] >= 6
+    claims = [e for e in read_events(RunLayout(run_dir)) if e["event"] == "claimed"]
+    assert [claim["previous_status"] for claim in claims] == ["missing", "partial"]
+    assert str(process.pid) in claims[1]["took_over"]
     assert record["metrics"] == ref_record["metrics"]
     assert record["training"]["curves"]["loss"] == ref_record["training"]["curves"]["loss"]
     weights = torch.load(run_dir / "model_final.pt", weights_only=True)
@@ -227,7 +235,7 @@ def _trainer(tmp_path: Path, updates: dict) -> Trainer:
     (cfg,) = resolve_runs(load_suite(_suite(tmp_path, iters=2)), updates)
     context = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     (tmp_path / "data").mkdir(exist_ok=True)
-    return Trainer(cfg, tmp_path / "run", tmp_path / "data", context, progress=False)
+    return Trainer(cfg, RunLayout(tmp_path / "run"), tmp_path / "data", context, progress=False)
 
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path):

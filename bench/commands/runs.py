@@ -1,4 +1,8 @@
-"""``list``, ``plan``, ``run`` and ``report``: suites and their runs."""
+"""``list``, ``plan``, ``run``, ``status`` and ``report``: suites and their runs.
+
+Handlers parse arguments, call the library (:mod:`bench.plan`, :mod:`bench.launch`,
+:mod:`reports.render`) and print; they hold no logic of their own.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,11 @@ import torch
 from architectures import list_models, model_overrides
 from bench.config import available_suites, load_suite, parse_assignments, suite_path
 from bench.data import resolve_data_root
-from bench.distributed import init_distributed, shutdown_distributed
-from bench.runner import (
-    PlannedRun,
-    execute_run,
-    pending_runs,
-    plan_suite,
-    profile_cache_path,
-    reprofile_runs,
-    stale_profile,
-    suite_dir,
-    validate_plan,
-)
+from bench.execute import SuiteOptions, SuiteOutcome
+from bench.launch import ClusterOptions, WorkerSpec, launch_local, launch_submitit
+from bench.layout import SuiteLayout
+from bench.locks import DEFAULT_TIMEOUT_S, FileLock
+from bench.plan import PlannedRun, status_counts, validate_plan
 
 log = logging.getLogger(__name__)
 
@@ -30,48 +27,109 @@ DEFAULT_OUT = Path("outputs")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``list``, ``plan``, ``run`` and ``report``."""
+    """Add ``list``, ``plan``, ``run``, ``status`` and ``report``."""
     listing = subparsers.add_parser("list", help="list suites and models with their overrides")
     listing.set_defaults(handler=_list)
 
-    plan = subparsers.add_parser("plan", help="show each run of a suite, its id and status")
+    plan = subparsers.add_parser(
+        "plan",
+        help="show each run of a suite, its id and status, and validate everything `run` checks",
+    )
     _add_suite_arguments(plan)
+    _add_execution_arguments(plan)
     plan.set_defaults(handler=_plan)
 
     run = subparsers.add_parser(
         "run",
         help="train, evaluate and profile every unfinished run of a suite",
         description="Runs are keyed by a hash of their resolved config: finished runs are "
-        "skipped, interrupted runs resume from their last checkpoint. Under "
-        "`torchrun --nproc_per_node N` the same command trains with DDP.",
+        "skipped, interrupted runs resume from their last checkpoint, and a run is claimed "
+        "with a lock in its folder, so any number of workers (processes, machines, cluster "
+        "jobs) can share one output folder. When the suite is complete, every architecture "
+        "is timed side by side. Under `torchrun --nproc_per_node N` the same command trains "
+        "with DDP.",
     )
     _add_suite_arguments(run)
-    run.add_argument(
-        "--data-root", type=Path, help="datasets folder (default: $LITESEG_BENCH_DATA)"
-    )
-    run.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="default: cuda if available",
-    )
+    _add_execution_arguments(run)
     run.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     run.add_argument(
         "--reprofile",
         action="store_true",
-        help="measure the cost of every finished run again, all architectures side by side "
-        "in interleaved rounds, so their latencies compare under the same machine conditions",
+        help="time every finished architecture again, side by side in a new session",
     )
     run.add_argument("--report", action="store_true", help="render the suite report afterwards")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="take over a run whose worker's heartbeat is older than this "
+        f"(default {DEFAULT_TIMEOUT_S:.0f}); a dead process on this host is taken over at once",
+    )
+    launch = run.add_argument_group("launching")
+    launch.add_argument(
+        "--launcher",
+        choices=("local", "submitit"),
+        default="local",
+        help="local: workers on this machine (default); submitit: one job per run "
+        "(a SLURM job array when sbatch exists, submitit's local executor otherwise)",
+    )
+    launch.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at once: local worker processes, or jobs at once for submitit "
+        "(default 1; --slurm-array-parallelism takes precedence on SLURM)",
+    )
+    launch.add_argument(
+        "--executor",
+        choices=("auto", "slurm", "local"),
+        default="auto",
+        help="submitit executor (default auto: SLURM if sbatch is on the PATH)",
+    )
+    launch.add_argument("--slurm-partition", metavar="P", help="SLURM partition")
+    launch.add_argument(
+        "--slurm-array-parallelism", type=int, metavar="K", help="SLURM runs at once"
+    )
+    launch.add_argument(
+        "--gpus-per-run",
+        type=int,
+        default=0,
+        metavar="G",
+        help="GPUs of each run's job; G > 1 trains under DDP (one task per GPU)",
+    )
+    launch.add_argument(
+        "--tasks-per-run",
+        type=int,
+        default=1,
+        metavar="T",
+        help="DDP processes of a CPU run (gloo); ignored with --gpus-per-run",
+    )
+    launch.add_argument("--cpus-per-run", type=int, metavar="C", help="CPU cores per task")
+    launch.add_argument("--mem", type=float, metavar="GB", help="memory per job")
+    launch.add_argument(
+        "--time",
+        type=int,
+        default=24 * 60,
+        metavar="MIN",
+        help="job time limit; a job that reaches it is requeued and resumes (default 1440)",
+    )
     run.set_defaults(handler=_run)
 
+    status = subparsers.add_parser(
+        "status", help="each run's state, and which worker holds the running ones"
+    )
+    _add_suite_arguments(status)
+    status.set_defaults(handler=_status)
+
     report = subparsers.add_parser("report", help="render a suite's HTML report from its records")
-    _add_suite_arguments(report, with_set=True)
+    _add_suite_arguments(report)
     report.set_defaults(handler=_report)
 
 
-def _add_suite_arguments(parser: argparse.ArgumentParser, with_set: bool = True) -> None:
+def _add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "suite", help=f"suite name ({', '.join(available_suites())}) or a .toml path"
     )
@@ -85,14 +143,25 @@ def _add_suite_arguments(parser: argparse.ArgumentParser, with_set: bool = True)
         metavar="VARIANT_OR_RUN_ID",
         help="restrict to these variants or run ids (repeatable)",
     )
-    if with_set:
-        parser.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a protocol key for every run, e.g. --set train.iters=100",
-        )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a protocol key for every run, e.g. --set train.iters=100",
+    )
+
+
+def _add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-root", type=Path, help="datasets folder (default: $LITESEG_BENCH_DATA)"
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="default: cuda if available",
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -107,117 +176,134 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_plan(args: argparse.Namespace) -> tuple[object, list[PlannedRun]]:
-    suite = load_suite(args.suite)
-    plan = plan_suite(
-        suite,
-        args.out,
+def _worker_spec(args: argparse.Namespace, options: SuiteOptions | None = None) -> WorkerSpec:
+    return WorkerSpec(
+        suite=args.suite,
+        out_dir=args.out,
         cli_set=parse_assignments(args.set),
-        only=args.only,
-        source=str(suite_path(args.suite)),
+        only=tuple(args.only),
+        options=options or SuiteOptions(data_root=Path()),
     )
-    return suite, plan
 
 
-def _plan(args: argparse.Namespace) -> int:
-    suite, plan = _load_plan(args)
-    width = max([len("variant"), *(len(run.config.variant) for run in plan)])
-    print(f"suite {suite.name}: {len(plan)} runs in {suite_dir(args.out, suite)}")
-    print(f"  {'run id':<12}  {'variant':<{width}}  {'seed':>4}  status")
-    for run in plan:
-        variant, seed = run.config.variant, run.config.seed
-        print(f"  {run.run_id:<12}  {variant:<{width}}  {seed:>4}  {run.status}")
-    statuses = ("done", "partial", "missing", "failed")
-    counts = ", ".join(f"{sum(r.status == s for r in plan)} {s}" for s in statuses)
-    print(f"  {counts}")
-    return 0
-
-
-def _resolve_device(choice: str) -> str:
+def _device(choice: str) -> str:
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return choice
 
 
-def _run(args: argparse.Namespace) -> int:
-    suite, plan = _load_plan(args)
-    device = _resolve_device(args.device)
+def _validated(args: argparse.Namespace) -> tuple[WorkerSpec, list[PlannedRun], SuiteLayout]:
+    """Plan the suite and validate it as `run` does; returns the worker spec and plan."""
+    spec = _worker_spec(args)
+    _, layout, plan = spec.plan()
     datasets = {run.config.data.dataset for run in plan}
-    only_synthetic = "synthetic" if datasets == {"synthetic"} else None
-    data_root = resolve_data_root(args.data_root, dataset=only_synthetic)
-    validate_plan(plan, data_root, device, source=str(suite_path(args.suite)))
-    todo = pending_runs(plan, retry_failed=args.retry_failed)
-    log.info(
-        "suite %s: %d runs, %d to do (%d done, %d failed kept)",
-        suite.name,
-        len(plan),
-        len(todo),
-        sum(run.status == "done" for run in plan),
-        sum(run.status == "failed" for run in plan) if not args.retry_failed else 0,
+    data_root = resolve_data_root(
+        args.data_root, dataset="synthetic" if datasets == {"synthetic"} else None
     )
-    if args.reprofile:
-        stale = [run for run in plan if run.status == "done"]
-        reason = "--reprofile: every architecture measured again, side by side"
+    device = _device(args.device)
+    validate_plan(plan, data_root, device, source=str(suite_path(args.suite)))
+    options = SuiteOptions(data_root=data_root, device=device)
+    return _worker_spec(args, options), plan, layout
+
+
+def _plan(args: argparse.Namespace) -> int:
+    spec, plan, layout = _validated(args)
+    _print_runs(plan, layout)
+    print(
+        f"  valid: every model and override builds, pretrained files exist, the data splits "
+        f"of unfinished runs are present under {spec.options.data_root}, and the settings "
+        f"fit --device {spec.options.device}"
+    )
+    return 0
+
+
+def _print_runs(plan: list[PlannedRun], layout: SuiteLayout, holders: bool = False) -> None:
+    width = max([len("variant"), *(len(run.config.variant) for run in plan)])
+    print(f"suite {layout.root.name}: {len(plan)} runs in {layout.root}")
+    print(f"  {'run id':<12}  {'variant':<{width}}  {'seed':>4}  status")
+    for run in plan:
+        line = f"  {run.run_id:<12}  {run.config.variant:<{width}}  {run.config.seed:>4}  "
+        line += run.status
+        lock = FileLock(run.layout.lock)
+        holder = lock.read() if holders else None
+        if holder is not None:
+            kind = "stale claim of" if lock.is_stale(holder) else "held by"
+            line += f", {kind} {holder.describe()}"
+        print(line)
+    counts = status_counts(plan)
+    print("  " + ", ".join(f"{count} {status}" for status, count in counts.items()))
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec, _, _ = _validated(args)
+    options = SuiteOptions(
+        data_root=spec.options.data_root,
+        device=spec.options.device,
+        retry_failed=args.retry_failed,
+        remeasure=args.reprofile,
+        progress=not args.no_progress,
+        lock_timeout_s=args.lock_timeout,
+        heartbeat_s=min(30.0, args.lock_timeout / 4),
+    )
+    spec = _worker_spec(args, options)
+    if args.launcher == "submitit":
+        cluster = ClusterOptions(
+            executor=args.executor,
+            partition=args.slurm_partition,
+            gpus_per_run=args.gpus_per_run,
+            tasks_per_run=args.tasks_per_run,
+            cpus_per_run=args.cpus_per_run,
+            mem_gb=args.mem,
+            time_min=args.time,
+            array_parallelism=args.slurm_array_parallelism or args.workers,
+        )
+        outcome = launch_submitit(spec, cluster)
     else:
-        stale = [run for run in plan if stale_profile(run)]
-        reason = "the profile settings changed"
-    ctx = init_distributed(device)
-    failed = 0
-    try:
-        if stale and ctx.is_main:
-            log.info("re-profiling %d finished run(s): %s", len(stale), reason)
-            if args.reprofile:
-                for path in {profile_cache_path(run, ctx.device.type) for run in stale}:
-                    path.unlink(missing_ok=True)
-            reprofile_runs(stale, ctx)
-        for index, run in enumerate(todo, 1):
-            log.info(
-                "[%d/%d] %s seed %d (%s)",
-                index,
-                len(todo),
-                run.config.variant,
-                run.config.seed,
-                run.run_id,
-            )
-            record = execute_run(run, data_root, ctx, progress=not args.no_progress)
-            if record is not None and record.status == "failed":
-                failed += 1
-                log.error("run %s failed: %s", run.run_id, record.error)
-    finally:
-        shutdown_distributed()
-    if args.report and ctx.is_main:
-        _render(args)
-    if failed:
+        outcome = launch_local(spec, workers=args.workers)
+    _print_outcome(outcome)
+    if args.report:
+        print(_render(args))
+    if outcome.failed:
         log.error(
-            "%d run(s) failed; see `liteseg-bench plan %s` and the report", failed, args.suite
+            "%d run(s) failed; see `liteseg-bench status %s` and the report",
+            len(outcome.failed),
+            args.suite,
         )
         return 1
     return 0
 
 
+def _print_outcome(outcome: SuiteOutcome) -> None:
+    for kind, label in (
+        ("done", "trained"),
+        ("failed", "failed"),
+        ("held", "held by other workers"),
+        ("finished-elsewhere", "finished by other workers"),
+        ("lost", "taken over by other workers"),
+    ):
+        ids = outcome.ids(kind)
+        if ids:
+            log.info("%d run(s) %s: %s", len(ids), label, ", ".join(ids))
+    if outcome.measured:
+        log.info("timed %d architecture(s) side by side", len(outcome.measured))
+
+
+def _status(args: argparse.Namespace) -> int:
+    _, layout, plan = _worker_spec(args).plan()
+    _print_runs(plan, layout, holders=True)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
-    path = _render(args)
-    print(path)
+    print(_render(args))
     return 0
 
 
 def _render(args: argparse.Namespace) -> Path:
-    from reports.render import ReportEntry, render_report
+    from reports.render import entries_from_plan, render_report
 
-    suite, plan = _load_plan(args)
-    entries = [
-        ReportEntry(
-            run_id=run.run_id,
-            variant=run.config.variant,
-            seed=run.config.seed,
-            status=run.status,
-            record=run.record,
-            error=run.record.error if run.record is not None else None,
-        )
-        for run in plan
-    ]
-    path = render_report(
-        suite, entries, suite_dir(args.out, suite), suite_file=suite_path(args.suite)
-    )
+    spec = _worker_spec(args)
+    suite, layout, plan = spec.plan()
+    path = render_report(suite, entries_from_plan(plan), layout, suite_file=suite_path(args.suite))
     log.info("report written to %s", path)
     return path

@@ -54,6 +54,7 @@ __all__ = [
     "check_settings",
     "conv_bn_pairs",
     "conv_gmacs",
+    "count_cost",
     "count_flops",
     "count_parameters",
     "cpu_threads",
@@ -68,6 +69,19 @@ __all__ = [
     "resolve_device",
     "torch_flops",
 ]
+
+
+def count_cost(model: nn.Module, spec: ProfileSpec) -> Cost:
+    """Parameters and FLOPs (both counters, at ``spec.flops_sizes``) without timing anything.
+
+    Counting is deterministic, so it can run anywhere and any time; latency needs a quiet
+    machine and comparable conditions (:func:`profile_models`).
+    """
+    return Cost(
+        params=count_parameters(model, spec.latency_size),
+        flops=[record for size in spec.flops_sizes for record in count_flops(model, size)],
+        latency=[],
+    )
 
 
 def profile_model(
@@ -112,10 +126,6 @@ def profile_models(
         rounds=rounds,
     )
     return {
-        key: Cost(
-            params=count_parameters(model, spec.latency_size),
-            flops=[record for size in spec.flops_sizes for record in count_flops(model, size)],
-            latency=[latencies[key]],
-        )
+        key: count_cost(model, spec).model_copy(update={"latency": [latencies[key]]})
         for key, model in models.items()
     }

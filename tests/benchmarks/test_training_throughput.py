@@ -16,6 +16,7 @@ import torch
 
 from bench.config import load_suite, resolve_runs
 from bench.distributed import DistContext
+from bench.layout import RunLayout
 from bench.train import Trainer
 
 MIN_LOOP_RATIO = 0.85
@@ -29,7 +30,7 @@ def trainer(real_data_root, tmp_path_factory) -> Trainer:
     config = next(run for run in runs if run.model.name == "pp_liteseg_t")
     context = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     trainer = Trainer(
-        config, tmp_path_factory.mktemp("run"), real_data_root, context, progress=False
+        config, RunLayout(tmp_path_factory.mktemp("run")), real_data_root, context, progress=False
     )
     for index in range(len(trainer.train_set)):  # the suite caches decoded images
         trainer.train_set.load_pair(index)
