@@ -175,7 +175,7 @@ def make_record(variant: VariantSpec, seed: int, outcome: float | str) -> RunRec
             pixel_acc=miou + 0.2,
             macc=miou + 0.05,
             per_class_iou=per_class,
-            per_class_acc=per_class,
+            per_class_recall=per_class,
             absent_classes=["tree"],
             num_images=8,
         )
