@@ -50,7 +50,7 @@ class SyntheticSpec(_Frozen):
 class DataSpec(_Frozen):
     """Which dataset and splits a run reads, and how it is loaded."""
 
-    dataset: Literal["camvid", "voc_sbd", "cityscapes", "synthetic"]
+    dataset: Literal["camvid", "camvid_paddleseg", "voc_sbd", "cityscapes", "synthetic"]
     train_split: str = "train"
     val_split: str = "val"
     cache: bool = Field(True, description="keep decoded images in memory (small datasets)")
