@@ -38,7 +38,6 @@ CamVid configs train on ``train`` and evaluate on ``val`` (``*_for_test``: ``tes
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from bench.data.base import (
@@ -142,45 +141,39 @@ def _relative(listed: str) -> str:
     return listed[len(SEGNET_PREFIX) :] if listed.startswith(SEGNET_PREFIX) else listed.lstrip("/")
 
 
-def _lister(folder_name: str, dataset: str) -> Callable[[Path, str], list[Sample]]:
+def _definition(
+    info: DatasetInfo, label_map: LabelMap, folder_name: str, obtain: str
+) -> DatasetDef:
+    """A CamVid dataset in ``ROOT/folder_name`` with the standard split files and counts."""
+
     def list_samples(root: Path, split: str) -> list[Sample]:
         """(image, label) paths of a split, in the order of its split file(s)."""
         folder = root / folder_name
         if not folder.is_dir():
-            raise DatasetMissing(f"{dataset}: folder {folder} does not exist")
+            raise DatasetMissing(f"{info.name}: folder {folder} does not exist")
         samples = []
         for name in SPLIT_FILES[split]:
             split_file = folder / name
             if not split_file.is_file():
-                raise DatasetMissing(f"{dataset}: split file {split_file} does not exist")
+                raise DatasetMissing(f"{info.name}: split file {split_file} does not exist")
             samples.extend(
                 (folder / image, folder / label) for image, label in parse_split_file(split_file)
             )
         return samples
 
-    return list_samples
+    return DatasetDef(
+        info=info,
+        label_map=label_map,
+        splits=tuple(SPLIT_FILES),
+        check_splits=("train", "val"),
+        optional_splits=("test",),
+        expected_counts={"train": 367, "val": 101, "test": 233, "trainval": 468},
+        obtain=obtain,
+        list_samples=list_samples,
+    )
 
 
-_EXPECTED_COUNTS = {"train": 367, "val": 101, "test": 233, "trainval": 468}
-
-DEFINITION = DatasetDef(
-    info=INFO,
-    label_map=LABEL_MAP,
-    splits=tuple(SPLIT_FILES),
-    check_splits=("train", "val"),
-    optional_splits=("test",),
-    expected_counts=_EXPECTED_COUNTS,
-    obtain=OBTAIN,
-    list_samples=_lister(FOLDER, "camvid"),
-)
-
-PADDLESEG_DEFINITION = DatasetDef(
-    info=PADDLESEG_INFO,
-    label_map=PADDLESEG_LABEL_MAP,
-    splits=tuple(SPLIT_FILES),
-    check_splits=("train", "val"),
-    optional_splits=("test",),
-    expected_counts=_EXPECTED_COUNTS,
-    obtain=PADDLESEG_OBTAIN,
-    list_samples=_lister(PADDLESEG_FOLDER, "camvid_paddleseg"),
+DEFINITION = _definition(INFO, LABEL_MAP, FOLDER, OBTAIN)
+PADDLESEG_DEFINITION = _definition(
+    PADDLESEG_INFO, PADDLESEG_LABEL_MAP, PADDLESEG_FOLDER, PADDLESEG_OBTAIN
 )
