@@ -287,13 +287,6 @@ def test_best_evaluation_keeps_its_weights_and_survives_a_crash(tmp_path):
     assert _same_weights(again.model.state_dict(), outcome.model.state_dict())
 
 
-def test_final_evaluation_is_a_candidate_for_best(tmp_path):
-    trainer = _trainer(tmp_path, {"train.iters": 2})
-    outcome = trainer.fit()
-    assert outcome.best.step == 2 and outcome.best.metrics == outcome.metrics
-    assert _same_weights(_weights(trainer.run_dir / "model_best.pt"), outcome.model.state_dict())
-
-
 def test_evaluation_runs_in_fp32_when_training_in_bf16(tmp_path):
     trainer = _trainer(tmp_path, {"train.amp": "bf16"})
     seen = []
@@ -304,12 +297,16 @@ def test_evaluation_runs_in_fp32_when_training_in_bf16(tmp_path):
     assert seen and set(seen) == {(torch.float32, False)}
 
 
-def test_epochs_resolve_to_steps_from_the_split_size(tmp_path):
+def test_epochs_resolve_to_steps_and_the_final_evaluation_can_be_best(tmp_path):
     trainer = _trainer(tmp_path, {"train.epochs": 1, "train.iters": 999})
     assert trainer.layout.steps_per_epoch == 4  # 16 synthetic images at batch 4
-    training = trainer.fit().training
+    outcome = trainer.fit()
+    training = outcome.training
     assert (training.iters, training.steps_per_epoch, training.epochs) == (4, 4, 1.0)
     assert training.curves.step[-1] == 4
+    # No periodic evaluation: the final one is the only candidate, so it is the best.
+    assert outcome.best.step == 4 and outcome.best.metrics == outcome.metrics
+    assert _same_weights(_weights(trainer.run_dir / "model_best.pt"), outcome.model.state_dict())
 
 
 LITESEG_RECIPE = {
