@@ -50,7 +50,7 @@ class SyntheticSpec(_Frozen):
 class DataSpec(_Frozen):
     """Which dataset and splits a run reads, and how it is loaded."""
 
-    dataset: Literal["camvid", "voc_sbd", "cityscapes", "synthetic"]
+    dataset: Literal["camvid", "camvid_paddleseg", "voc_sbd", "cityscapes", "synthetic"]
     train_split: str = "train"
     val_split: str = "val"
     cache: bool = Field(True, description="keep decoded images in memory (small datasets)")
@@ -58,22 +58,48 @@ class DataSpec(_Frozen):
     synthetic: SyntheticSpec = SyntheticSpec()
 
 
+class CropPass(_Frozen):
+    """One pass of LiteSeg's multi-crop epoch: its crop size and rotation range.
+
+    Args:
+        crop_size: ``(height, width)`` of the crops of this pass.
+        rotate_degrees: each crop is rotated by an angle uniform in ``[-d, d]``; 0 = none.
+    """
+
+    crop_size: Size
+    rotate_degrees: float = Field(0.0, ge=0, le=180)
+
+
+LITESEG_CITYSCAPES_PASSES = (
+    CropPass(crop_size=(512, 1024), rotate_degrees=5.0),
+    CropPass(crop_size=(768, 1536)),
+    CropPass(crop_size=(360, 640)),
+    CropPass(crop_size=(720, 1280)),
+)
+"""The four loaders of one official LiteSeg epoch, in order (tahaemara/LiteSeg train.py)."""
+
+
 class AugmentSpec(_Frozen):
     """Training augmentation and normalisation.
 
-    ``pipeline`` selects the recipe:
+    ``pipeline`` selects the recipe (details in :mod:`bench.data.transforms`):
 
     - ``"seed"``: HorizontalFlip, VerticalFlip, RandomBrightnessContrast,
       RandomScale(``scale_limit``), PadIfNeeded(constant; label padded with
       ignore), RandomCrop(``crop_size``).
     - ``"paddleseg"``: random scale in steps (``scale_range``, ``scale_step``),
-      pad + random crop, horizontal flip, colour jitter (``color_jitter``).
+      pad + random crop, horizontal flip, colour jitter (``color_jitter`` for
+      brightness, contrast and saturation, ``hue_jitter`` for hue).
+    - ``"liteseg"``: tahaemara/LiteSeg's epoch of ``passes``: every pass goes over
+      the whole split with its own crop size (and rotation); flip, scale uniform in
+      ``scale_range``, crop, where an image smaller than the crop is resized to it.
+      ``crop_size`` is not used.
     - ``"none"``: pad + crop only.
 
     Evaluation always runs on the full image, normalised the same way.
     """
 
-    pipeline: Literal["seed", "paddleseg", "none"] = "seed"
+    pipeline: Literal["seed", "paddleseg", "liteseg", "none"] = "seed"
     crop_size: Size = (320, 320)
     scale_limit: tuple[float, float] = (-0.5, 1.0)
     scale_range: tuple[float, float] = (0.5, 2.0)
@@ -81,11 +107,34 @@ class AugmentSpec(_Frozen):
     hflip: bool = True
     vflip: bool = True
     color_jitter: float = Field(0.5, ge=0)
+    hue_jitter: float = Field(
+        18.0,
+        ge=0,
+        le=128,
+        description="PaddleSeg RandomDistort hue_range: shift in Pillow's 0-255 hue units",
+    )
+    passes: tuple[CropPass, ...] = Field(
+        LITESEG_CITYSCAPES_PASSES,
+        min_length=1,
+        description="pipeline 'liteseg' only: the passes of one epoch, in order",
+    )
     normalize: Literal["imagenet", "half"] = "imagenet"
+
+    def passes_per_epoch(self) -> int:
+        """How many times one epoch goes over the training split (``len(passes)`` for liteseg)."""
+        return len(self.passes) if self.pipeline == "liteseg" else 1
 
 
 class OptimSpec(_Frozen):
-    """SGD with per-iteration poly decay after a linear warm-up."""
+    """SGD with per-iteration poly decay after a linear warm-up, or LiteSeg's stepped poly.
+
+    ``poly_step_epochs`` = S switches to tahaemara/LiteSeg's schedule (train.py): the
+    learning rate is ``lr`` until epoch S-1, then at the start of every epoch e with
+    ``e % S == S - 1`` it becomes ``(lr - end_lr) * (1 - e / epochs) ** poly_power +
+    end_lr`` and stays until the next such epoch (epochs as defined by the augmentation
+    passes; see :mod:`bench.schedule`). ``poly_step_resets_momentum`` clears the momentum
+    buffers at those epochs, as the official code re-creates its SGD optimizer there.
+    """
 
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -95,6 +144,19 @@ class OptimSpec(_Frozen):
     warmup_start_lr: float = Field(1e-5, ge=0)
     poly_power: float = Field(0.9, ge=0)
     end_lr: float = Field(0.0, ge=0)
+    poly_step_epochs: int | None = Field(None, ge=1)
+    poly_step_resets_momentum: bool = False
+
+    @model_validator(mode="after")
+    def _stepped_poly_has_no_warmup(self) -> OptimSpec:
+        if self.poly_step_epochs is not None and self.warmup_iters:
+            raise ValueError(
+                "poly_step_epochs (LiteSeg's stepped poly) has no warm-up; "
+                "set warmup_iters = 0 or leave poly_step_epochs unset"
+            )
+        if self.poly_step_resets_momentum and self.poly_step_epochs is None:
+            raise ValueError("poly_step_resets_momentum needs poly_step_epochs")
+        return self
 
 
 class LossSpec(_Frozen):
@@ -105,16 +167,41 @@ class LossSpec(_Frozen):
     """
 
     kind: Literal["ce", "ohem"] = "ce"
+    reduction: Literal["mean", "sum_per_image"] = Field(
+        "mean",
+        description="ce only: 'mean' over valid pixels, or LiteSeg's sum over valid pixels "
+        "divided by the batch size (tahaemara/LiteSeg utils/loss.py)",
+    )
     ohem_thresh: float = Field(0.7, gt=0, le=1)
     ohem_min_kept: int | None = Field(None, ge=1, description="default: batch*H*W // 16")
     weights: tuple[float, ...] = (1.0, 1.0, 1.0)
 
+    @model_validator(mode="after")
+    def _sum_is_for_ce(self) -> LossSpec:
+        if self.reduction != "mean" and self.kind != "ce":
+            raise ValueError(
+                f"reduction {self.reduction!r} applies to kind 'ce' only "
+                f"(OHEM averages over its kept pixels); use reduction = 'mean'"
+            )
+        return self
+
 
 class TrainSpec(_Frozen):
-    """Length, batch and numerics of the training loop."""
+    """Length, batch and numerics of the training loop.
+
+    The length is ``iters`` optimizer steps, or, when ``epochs`` is set, ``epochs``
+    times the steps of one epoch, derived from the training split's size when the run
+    starts (:func:`bench.schedule.epoch_layout`): per augmentation pass,
+    ``floor(images / batch_size)`` batches with ``drop_last`` (PaddleSeg's
+    DistributedBatchSampler), ``ceil`` without (the last batch of a pass is then
+    smaller, as in LiteSeg's DataLoader). ``iters`` is ignored when ``epochs`` is set;
+    the resolved count is recorded in the run record (``training.iters``).
+    """
 
     iters: int = Field(1000, ge=1)
+    epochs: int | None = Field(None, ge=1, description="when set, replaces iters (see above)")
     batch_size: int = Field(8, ge=1)
+    drop_last: bool = Field(True, description="drop each pass's last incomplete batch")
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
     sync_bn: bool = False
@@ -124,15 +211,34 @@ class TrainSpec(_Frozen):
 
 
 class EvalSpec(_Frozen):
-    """Evaluation on the whole val split (no flip, no shuffle), scored at label resolution.
+    """Evaluation on the whole val split (no shuffle), in fp32, scored at label resolution.
 
-    ``scale`` resizes the network input (PaddleSeg's Cityscapes "scale0.5"
-    protocol evaluates at 0.5); logits are resized back to the label size.
+    As PaddleSeg's ``aug_inference`` (``paddleseg/core/infer.py``; see
+    :func:`bench.evaluate.predict_logits`):
+
+    - ``scale`` resizes the network input (PaddleSeg's Cityscapes "scale0.5"
+      protocol evaluates at 0.5); logits are resized back to the label size.
+    - ``multiscale``: factors of ``scale`` to evaluate at and combine; PaddleSeg's
+      "ms" columns use ``[0.75, 1.0, 1.25]``. ``[1.0]``: single scale.
+    - ``flip``: also run the left-right mirrored input and combine (PaddleSeg's
+      "flip" columns: ``flip_horizontal``).
+    - ``combine``: ``"logits_mean"`` (PaddleSeg >= 2.8.0) or ``"softmax_sum"``
+      (PaddleSeg <= 2.7); equal argmax for one scale without flip.
     """
 
     batch_size: int = Field(1, ge=1)
     scale: float = Field(1.0, gt=0)
+    multiscale: tuple[float, ...] = Field((1.0,), min_length=1)
+    flip: bool = False
+    combine: Literal["logits_mean", "softmax_sum"] = "logits_mean"
     visualize: tuple[int, ...] = Field((0, 1, 2), description="val indices saved as predictions")
+
+    @field_validator("multiscale")
+    @classmethod
+    def _positive_factors(cls, factors: tuple[float, ...]) -> tuple[float, ...]:
+        if any(factor <= 0 for factor in factors):
+            raise ValueError(f"every factor must be > 0, got {list(factors)}")
+        return factors
 
 
 class InferenceOptions(_Frozen):

@@ -1,10 +1,16 @@
-"""Confusion-matrix metrics over a whole split.
+"""Confusion-matrix metrics over a whole split, and the predictions they score.
 
 Conventions (as in mmsegmentation): one confusion matrix is accumulated over
 every pixel of the split (not averaged per image); pixels labelled
 ``ignore_index`` are excluded; a class whose union (ground truth + predicted
 pixels) is zero has an undefined IoU, is listed in ``absent_classes`` and is
-left out of the mean. PaddleSeg instead counts such a class as IoU 1.
+left out of ``miou``. PaddleSeg (``paddleseg/utils/metrics.py``, ``mean_iou``)
+sets such a class's IoU to 0 and keeps it in the mean; that number is recorded
+too, as ``miou_paddleseg``, so a reader sees when the convention changes it.
+PaddleSeg's per-class "Class Acc" (before 2.5; "Class Precision" since) is
+precision, TP / predicted pixels (``class_measurement``); ``macc`` here is the
+mean per-class *recall*, TP / ground-truth pixels. Both per-class values are
+recorded.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from bench.config import EvalSpec
 from bench.results import Metrics
+
+DEFAULT_EVAL = EvalSpec()
 
 
 class ConfusionMatrix:
@@ -61,7 +70,7 @@ class ConfusionMatrix:
 def metrics_from_confusion(
     confusion: np.ndarray, class_names: Sequence[str], num_images: int
 ) -> Metrics:
-    """mIoU, pixel accuracy, mean class accuracy and per-class values of a confusion matrix.
+    """mIoU (both conventions), pixel accuracy, mean class accuracy and per-class values.
 
     Args:
         confusion: ``(C, C)`` integer matrix, rows = ground truth, columns = prediction.
@@ -75,19 +84,26 @@ def metrics_from_confusion(
     ground_truth = confusion.sum(axis=1)
     predicted = confusion.sum(axis=0)
     union = ground_truth + predicted - true_positive
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, true_positive / union, np.nan)
-        accuracy = np.where(ground_truth > 0, true_positive / ground_truth, np.nan)
+    iou = _ratio(true_positive, union)
+    recall = _ratio(true_positive, ground_truth)
     total = confusion.sum()
     return Metrics(
         miou=_nanmean(iou),
+        miou_paddleseg=float(np.nan_to_num(iou, nan=0.0).mean()) if iou.size else float("nan"),
         pixel_acc=float(true_positive.sum() / total) if total > 0 else float("nan"),
-        macc=_nanmean(accuracy),
+        macc=_nanmean(recall),
         per_class_iou=_by_name(class_names, iou),
-        per_class_acc=_by_name(class_names, accuracy),
+        per_class_recall=_by_name(class_names, recall),
+        per_class_precision=_by_name(class_names, _ratio(true_positive, predicted)),
         absent_classes=[name for name, u in zip(class_names, union, strict=True) if u == 0],
         num_images=num_images,
     )
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` with NaN where the denominator is 0 (undefined)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -102,26 +118,66 @@ def _by_name(class_names: Iterable[str], values: np.ndarray) -> dict[str, float 
     }
 
 
-@torch.inference_mode()
-def predict(
-    model: nn.Module,
-    images: torch.Tensor,
-    amp_dtype: torch.dtype | None = None,
-    scale: float = 1.0,
-) -> torch.Tensor:
-    """Class indices ``(N, H, W)`` of an eval-mode model for a normalised batch.
+def evaluation_scales(spec: EvalSpec) -> tuple[float, ...]:
+    """The input scales of ``spec``: ``scale`` times each ``multiscale`` factor."""
+    return tuple(spec.scale * factor for factor in spec.multiscale)
 
-    With ``scale != 1`` the input is resized (bilinear) before the model and the
-    logits are resized back to the input size before the argmax.
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """PaddleSeg's rounding of a scaled input size: ``int(size * scale + 0.5)``."""
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, spec: EvalSpec = DEFAULT_EVAL
+) -> torch.Tensor:
+    """Class scores ``(N, C, H, W)`` at the input size, in fp32, for a normalised batch.
+
+    Follows PaddleSeg's ``aug_inference`` (``paddleseg/core/infer.py``, 2.8.0 and later):
+    for every scale of :func:`evaluation_scales` the batch is resized (bilinear,
+    ``align_corners=False``, size rounded as :func:`scaled_size`) and run, and with
+    ``spec.flip`` also run mirrored left-right and mirrored back; each result is resized
+    back to the input size (bilinear) and the results are combined:
+
+    - ``"logits_mean"``: the mean of the logits (PaddleSeg >= 2.8.0, the code behind the
+      published "ms+flip" columns since commit 3586adfe, 2023-02-17).
+    - ``"softmax_sum"``: the sum of the softmax probabilities (PaddleSeg <= 2.7; those
+      versions also resized every scale from the previous scale's image, a bug fixed in
+      commit 7079037e that is not reproduced here).
+
+    A single scale without flip gives the model's logits (resized back when scaled). The
+    model runs in fp32 whatever autocast context the caller is in: bf16/fp16 are for
+    training only.
     """
-    size = images.shape[-2:]
-    if scale != 1.0:
-        images = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
-    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = model(images)
-    if logits.shape[-2:] != size:
-        logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-    return logits.argmax(dim=1)
+    height, width = images.shape[-2:]
+    flips = (False, True) if spec.flip else (False,)
+    combined: torch.Tensor | None = None
+    with torch.autocast(images.device.type, enabled=False):
+        for scale in evaluation_scales(spec):
+            size = scaled_size(height, width, scale)
+            scaled = images
+            if size != (height, width):
+                scaled = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+            for flip in flips:
+                logits = model(scaled.flip(-1) if flip else scaled).float()
+                if flip:
+                    logits = logits.flip(-1)
+                if logits.shape[-2:] != (height, width):
+                    logits = F.interpolate(
+                        logits, size=(height, width), mode="bilinear", align_corners=False
+                    )
+                if spec.combine == "softmax_sum":
+                    logits = logits.softmax(dim=1)
+                combined = logits if combined is None else combined + logits
+    if spec.combine == "logits_mean":
+        combined = combined / (len(spec.multiscale) * len(flips))
+    return combined
+
+
+def predict(model: nn.Module, images: torch.Tensor, spec: EvalSpec = DEFAULT_EVAL) -> torch.Tensor:
+    """Class indices ``(N, H, W)`` of an eval-mode model (see :func:`predict_logits`)."""
+    return predict_logits(model, images, spec).argmax(dim=1)
 
 
 def evaluate(
@@ -132,13 +188,14 @@ def evaluate(
     *,
     ignore_index: int = 255,
     device: torch.device | str = "cpu",
-    amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
-    scale: float = 1.0,
+    spec: EvalSpec = DEFAULT_EVAL,
 ) -> Metrics:
     """Run ``model`` in eval mode over ``(images, labels)`` batches and score the whole split.
 
-    Under DDP each process passes its shard; the matrices are summed before scoring.
+    Predictions follow :func:`predict_logits` (fp32; scale, multi-scale, flip as in
+    ``spec``). Under DDP each process passes its shard; the matrices are summed before
+    scoring.
     """
     was_training = model.training
     model.eval()
@@ -147,7 +204,7 @@ def evaluate(
     try:
         for images, labels in batches:
             images = images.to(device, memory_format=memory_format, non_blocking=True)
-            confusion.update(predict(model, images, amp_dtype, scale).cpu(), labels)
+            confusion.update(predict(model, images, spec).cpu(), labels)
     finally:
         model.train(was_training)
     confusion.all_reduce()

@@ -207,6 +207,7 @@ def execute_run(
                     palette=[tuple(color) for color in info.palette],
                 ),
                 metrics=outcome.metrics,
+                best=outcome.best,
                 cost=_counted_cost(run, suite, outcome.model, ctx.device.type),
                 training=outcome.training,
                 environment=environment(ctx),

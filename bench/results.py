@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -38,17 +38,43 @@ class DatasetInfoRecord(_Record):
 
 
 class Metrics(_Record):
-    """Confusion-matrix metrics over a whole split (fractions in [0, 1])."""
+    """Confusion-matrix metrics over a whole split (fractions in [0, 1]).
 
-    miou: float
-    pixel_acc: float
-    macc: float
+    Per-class values are None where undefined (zero denominator). Records written
+    before precision and the PaddleSeg-convention mIoU were recorded load with
+    ``per_class_precision`` empty and ``miou_paddleseg`` None; their
+    ``per_class_acc`` (recall) is read as ``per_class_recall``.
+    """
+
+    miou: float = Field(description="mean IoU over classes with non-zero union (mmsegmentation)")
+    miou_paddleseg: float | None = Field(
+        None,
+        description="mean IoU with zero-union classes counted as 0 and kept in the mean "
+        "(PaddleSeg, paddleseg/utils/metrics.py mean_iou)",
+    )
+    pixel_acc: float = Field(description="correct / valid pixels (PaddleSeg's 'Acc')")
+    macc: float = Field(description="mean per-class recall over classes in the ground truth")
     per_class_iou: dict[str, float | None]
-    per_class_acc: dict[str, float | None]
+    per_class_recall: dict[str, float | None] = Field(
+        description="TP / ground-truth pixels of the class"
+    )
+    per_class_precision: dict[str, float | None] = Field(
+        {},
+        description="TP / predicted pixels of the class (PaddleSeg's 'Class Acc' before "
+        "2.5, 'Class Precision' since)",
+    )
     absent_classes: list[str] = Field(
-        description="classes with zero union: NaN IoU, excluded from the mean"
+        description="classes with zero union: NaN IoU, excluded from miou, 0 in miou_paddleseg"
     )
     num_images: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_recall_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "per_class_acc" in data:
+            data = dict(data)
+            data.setdefault("per_class_recall", data.pop("per_class_acc"))
+        return data
 
 
 class ParamCount(_Record):
@@ -106,12 +132,26 @@ class Curves(_Record):
 
 
 class Training(_Record):
-    iters: int
+    iters: int = Field(description="steps trained (resolved from train.epochs when set)")
+    steps_per_epoch: int | None = Field(
+        None, description="optimizer steps per epoch (every augmentation pass over the split)"
+    )
+    epochs: float | None = Field(None, description="iters / steps_per_epoch")
     wall_time_s: float
     images_per_s: float
     final_loss: float
     resumed_from: int | None = None
     curves: Curves
+
+
+class BestEvaluation(_Record):
+    """The best of a run's periodic evaluations (the final one included), as PaddleSeg's
+    ``best_model`` (``paddleseg/core/train.py``: kept when its mIoU beats every earlier one).
+    """
+
+    step: int = Field(description="training step whose weights were evaluated")
+    metrics: Metrics
+    weights: str = Field("model_best.pt", description="weights file, relative to the run dir")
 
 
 class Environment(_Record):
@@ -143,6 +183,9 @@ class RunRecord(_Record):
     error: str | None = None
     dataset: DatasetInfoRecord | None = None
     metrics: Metrics | None = None
+    best: BestEvaluation | None = Field(
+        None, description="best periodic evaluation; `metrics` is the final one"
+    )
     cost: Cost | None = None
     training: Training | None = None
     environment: Environment | None = None
@@ -208,6 +251,7 @@ def records_to_frame(records: Iterable[RunRecord]):
                 miou=record.metrics.miou,
                 pixel_acc=record.metrics.pixel_acc,
                 macc=record.metrics.macc,
+                miou_paddleseg=record.metrics.miou_paddleseg,
             )
         if record.cost is not None:
             row.update(

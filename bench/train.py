@@ -1,10 +1,11 @@
 """The training loop every model goes through: one process, or DDP under ``torchrun``.
 
 A run is a pure function of its :class:`~bench.config.RunConfig`: the batch
-order and every sample's augmentation are derived from ``(seed, epoch,
-position)``, and checkpoints hold model, optimizer, scheduler, scaler and RNG
-states. A run killed at any point therefore resumes from its last checkpoint
-and, on CPU, ends with the same weights as an uninterrupted run.
+order and every sample's augmentation are derived from ``(seed, epoch, pass,
+position)`` (:mod:`bench.schedule`), and checkpoints hold model, optimizer,
+scheduler, scaler and RNG states and the best evaluation so far. A run killed
+at any point therefore resumes from its last checkpoint and, on CPU, ends with
+the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import albumentations as A
 import numpy as np
 import torch
 from torch import nn
@@ -27,16 +29,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from tqdm import tqdm
 
-from bench.config import OptimSpec, RunConfig
+from bench.config import RunConfig
 from bench.data import SegmentationDataset, build_dataset, dataset_info
-from bench.data.transforms import build_eval_transform, build_train_transform
+from bench.data.transforms import build_eval_transform, build_train_transforms
 from bench.distributed import DistContext
 from bench.errors import ConfigError, TrainingDiverged
 from bench.evaluate import evaluate, predict
 from bench.layout import RunLayout
 from bench.losses import build_criterion, weighted_loss
 from bench.models import build_model
-from bench.results import Curves, Metrics, Training, atomic_write_bytes
+from bench.results import BestEvaluation, Curves, Metrics, Training, atomic_write_bytes
+from bench.schedule import epoch_layout, lr_at, restarts_optimizer, run_epochs, total_steps
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +60,36 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(worker_seed)
 
 
-def sample_seed(seed: int, epoch: int, position: int) -> int:
-    """The augmentation seed of the sample at ``position`` of ``epoch``'s order."""
-    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+def sample_seed(seed: int, round_index: int, position: int) -> int:
+    """The augmentation seed of the sample at ``position`` of a round's order.
+
+    A round is one pass of one epoch (``epoch * passes + pass``, see
+    :mod:`bench.schedule`), so the seed derives from (seed, epoch, pass, position); with
+    one pass per epoch the round is the epoch.
+    """
+    return int(np.random.SeedSequence([seed, round_index, position]).generate_state(1)[0])
 
 
 class SeededSamples(Dataset):
-    """Training view of a dataset whose items are ``(index, augmentation_seed)`` pairs.
+    """Training view of a dataset whose items are ``(index, augmentation_seed, pass)``.
 
-    Seeding the transform per sample makes augmentation independent of worker
-    count, process count and where a resumed run starts.
+    ``transforms[pass]`` augments the sample; seeding it per sample makes augmentation
+    independent of worker count, process count and where a resumed run starts.
     """
 
-    def __init__(self, dataset: SegmentationDataset, transform) -> None:
+    def __init__(self, dataset: SegmentationDataset, transforms: Sequence[A.Compose]) -> None:
         self.dataset = dataset
-        self.transform = transform
+        self.transforms = list(transforms)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, seed = item
+    def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed, pass_index = item
         image, label = self.dataset.load_pair(index)
-        self.transform.set_random_seed(seed)
-        out = self.transform(image=image, mask=label)
+        transform = self.transforms[pass_index]
+        transform.set_random_seed(seed)
+        out = transform(image=image, mask=label)
         return _as_tensors(out["image"], out["mask"])
 
 
@@ -91,12 +100,14 @@ def _as_tensors(image, label) -> tuple[torch.Tensor, torch.Tensor]:
     return image.float().contiguous(), torch.as_tensor(label).long()
 
 
-class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
+class ResumableBatchSampler(Sampler[list[tuple[int, int, int]]]):
     """Yields this process's batches for steps ``start_step .. total_steps - 1``.
 
-    Epoch ``e`` uses ``DistributedSampler(seed=seed)`` order with ``set_epoch(e)``
-    (one replica outside DDP); incomplete batches are dropped, so step ``s`` is
-    batch ``s % batches_per_epoch`` of epoch ``s // batches_per_epoch``.
+    Round ``r`` (pass ``r % passes`` of epoch ``r // passes``; :mod:`bench.schedule`)
+    uses ``DistributedSampler(seed=seed)`` order with ``set_epoch(r)`` (one replica
+    outside DDP), cut into batches of ``batch_size`` per process; with ``drop_last`` the
+    incomplete last batch is dropped, otherwise it is yielded smaller. Items are
+    ``(index, augmentation_seed, pass)``.
     """
 
     def __init__(
@@ -109,14 +120,23 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
         world_size: int,
         start_step: int,
         total_steps: int,
+        passes: int = 1,
+        drop_last: bool = True,
     ) -> None:
+        self.layout = epoch_layout(
+            dataset_size,
+            batch_size * world_size,
+            passes=passes,
+            world_size=world_size,
+            drop_last=drop_last,
+        )
         self.sampler = DistributedSampler(
             range(dataset_size),
             num_replicas=world_size,
             rank=rank,
             shuffle=True,
             seed=seed,
-            drop_last=True,
+            drop_last=drop_last,
         )
         self.batch_size = batch_size
         self.seed = seed
@@ -124,47 +144,33 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
         self.rank = rank
         self.start_step = start_step
         self.total_steps = total_steps
-        self.batches_per_epoch = len(self.sampler) // batch_size
-        if self.batches_per_epoch == 0:
-            raise ConfigError(
-                f"train.batch_size ({batch_size * world_size}) is larger than the training "
-                f"split ({dataset_size} images); lower train.batch_size"
-            )
 
     def __len__(self) -> int:
         return self.total_steps - self.start_step
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         step = self.start_step
+        batches_per_pass = self.layout.batches_per_pass
         while step < self.total_steps:
-            epoch, first = divmod(step, self.batches_per_epoch)
-            self.sampler.set_epoch(epoch)
+            round_index, first = divmod(step, batches_per_pass)
+            pass_index = round_index % self.layout.passes
+            self.sampler.set_epoch(round_index)
             order = list(self.sampler)
-            for batch_index in range(first, self.batches_per_epoch):
+            for batch_index in range(first, batches_per_pass):
                 if step >= self.total_steps:
                     return
                 start = batch_index * self.batch_size
                 yield [
                     (
                         index,
-                        sample_seed(self.seed, epoch, (start + k) * self.world_size + self.rank),
+                        sample_seed(
+                            self.seed, round_index, (start + k) * self.world_size + self.rank
+                        ),
+                        pass_index,
                     )
                     for k, index in enumerate(order[start : start + self.batch_size])
                 ]
                 step += 1
-
-
-def lr_at(step: int, total_steps: int, spec: OptimSpec) -> float:
-    """Learning rate of ``step``: linear warm-up, then poly decay over the remaining steps.
-
-    As PaddleSeg's LinearWarmup(PolynomialDecay): warm-up goes from
-    ``warmup_start_lr`` to ``lr``; the decay then restarts its step count.
-    """
-    if step < spec.warmup_iters:
-        return spec.warmup_start_lr + (spec.lr - spec.warmup_start_lr) * step / spec.warmup_iters
-    decay_steps = max(total_steps - spec.warmup_iters, 1)
-    progress = min(step - spec.warmup_iters, decay_steps) / decay_steps
-    return (spec.lr - spec.end_lr) * (1 - progress) ** spec.poly_power + spec.end_lr
 
 
 def check_device_support(cfg: RunConfig, device: str, world_size: int = 1, where: str = "") -> None:
@@ -247,16 +253,23 @@ class TrainState:
     train_seconds: float = 0.0
     curves: Curves = field(default_factory=Curves)
     resumed_from: int | None = None
+    best: BestEvaluation | None = None
 
 
 @dataclass
 class TrainOutcome:
-    """What a finished run hands to the runner."""
+    """What a finished run hands to the runner.
+
+    ``model`` and ``metrics`` are the final weights and their evaluation (step
+    ``training.iters``); ``best`` is the best evaluation of the run (periodic ones and
+    the final one), whose weights are in ``RunLayout.best_weights``.
+    """
 
     model: nn.Module
     metrics: Metrics
     training: Training
     predictions: dict[int, np.ndarray]
+    best: BestEvaluation | None = None
 
 
 def _rng_states() -> dict[str, Any]:
@@ -310,6 +323,10 @@ class Trainer:
         progress: show progress (rank 0 only).
         step_callback: called with the step number after every training step, e.g. to
             stop the run when its lock was lost (it raises to stop).
+
+    Attributes set at construction: ``epochs`` (the epoch layout of the training split,
+    :func:`bench.schedule.run_epochs`) and ``total_steps`` (``train.iters``, or
+    ``train.epochs`` whole epochs).
     """
 
     def __init__(
@@ -339,6 +356,8 @@ class Trainer:
         self.val_set = build_dataset(
             cfg.data, data_root, cfg.data.val_split, transform=build_eval_transform(cfg.augment)
         )
+        self.epochs = run_epochs(cfg, len(self.train_set), ctx.world_size)
+        self.total_steps = total_steps(cfg, self.epochs)
         seed_everything(cfg.seed)
         model = build_model(cfg.model, self.info.num_classes, data_root=data_root)
         if cfg.train.sync_bn and ctx.distributed:
@@ -358,8 +377,10 @@ class Trainer:
             nesterov=cfg.optim.nesterov,
             weight_decay=cfg.optim.weight_decay,
         )
+        steps_per_epoch = self.epochs.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_at(step, cfg.train.iters, cfg.optim) / cfg.optim.lr
+            self.optimizer,
+            lambda step: lr_at(step, self.total_steps, cfg.optim, steps_per_epoch) / cfg.optim.lr,
         )
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.train.amp == "fp16")
         self.criterion = build_criterion(cfg.loss, self.info.ignore_index)
@@ -383,11 +404,13 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
         _set_rng_states(payload["rng"])
+        best = payload.get("best")
         self.state = TrainState(
             step=payload["step"],
             train_seconds=payload["train_seconds"],
             curves=Curves.model_validate(payload["curves"]),
             resumed_from=payload["step"],
+            best=None if best is None else BestEvaluation.model_validate(best),
         )
         log.info("resuming %s from step %d", self.cfg.run_id(), self.state.step)
 
@@ -400,6 +423,7 @@ class Trainer:
                 f"the last good checkpoint is kept at {self.checkpoint_path}. "
                 "Lower optim.lr or check the data."
             )
+        best = self.state.best
         save_checkpoint(
             self.checkpoint_path,
             {
@@ -407,6 +431,7 @@ class Trainer:
                 "step": self.state.step,
                 "train_seconds": self.state.train_seconds,
                 "curves": self.state.curves.model_dump(),
+                "best": None if best is None else best.model_dump(),
                 "model": _unwrap(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
@@ -424,12 +449,14 @@ class Trainer:
             rank=self.ctx.rank,
             world_size=self.ctx.world_size,
             start_step=self.state.step,
-            total_steps=self.cfg.train.iters,
+            total_steps=self.total_steps,
+            passes=self.epochs.passes,
+            drop_last=self.cfg.train.drop_last,
         )
-        transform = build_train_transform(self.cfg.augment, self.info.ignore_index)
+        transforms = build_train_transforms(self.cfg.augment, self.info.ignore_index)
         workers = self.cfg.data.num_workers
         return DataLoader(
-            SeededSamples(self.train_set, transform),
+            SeededSamples(self.train_set, transforms),
             batch_sampler=sampler,
             num_workers=workers,
             worker_init_fn=_seed_worker,
@@ -442,7 +469,11 @@ class Trainer:
         return DataLoader(shard, batch_size=self.cfg.eval.batch_size, shuffle=False)
 
     def evaluate(self) -> Metrics:
-        """Score the current weights on the whole val split (summed over processes)."""
+        """Score the current weights on the whole val split (summed over processes).
+
+        Always in fp32, whatever ``train.amp`` says (mixed precision is for training);
+        scale, multi-scale and flip as in ``cfg.eval``.
+        """
         return evaluate(
             _unwrap(self.model),
             self._val_loader(),
@@ -450,10 +481,27 @@ class Trainer:
             self.info.class_names,
             ignore_index=self.info.ignore_index,
             device=self.ctx.device,
-            amp_dtype=self.amp_dtype,
             channels_last=self.cfg.train.channels_last,
-            scale=self.cfg.eval.scale,
+            spec=self.cfg.eval,
         )
+
+    def _evaluate_at(self, step: int) -> Metrics:
+        """Evaluate, add the result to the curves, and keep the weights if they are the best.
+
+        As PaddleSeg's ``best_model`` (``paddleseg/core/train.py``): an evaluation
+        replaces the best only with a strictly higher mIoU (the earliest wins ties);
+        a NaN mIoU never beats a number.
+        """
+        metrics = self.evaluate()
+        self.state.curves.val_step.append(step)
+        self.state.curves.val_miou.append(metrics.miou)
+        best = self.state.best
+        if best is None or _beats(metrics.miou, best.metrics.miou):
+            weights = self.layout.relative(self.layout.best_weights)
+            self.state.best = BestEvaluation(step=step, metrics=metrics, weights=weights)
+            if self.ctx.is_main:
+                write_weights(self.layout.best_weights, _unwrap(self.model))
+        return metrics
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         images = images.to(self.ctx.device, memory_format=self.memory_format, non_blocking=True)
@@ -470,6 +518,11 @@ class Trainer:
                 f"marked failed and the last good checkpoint is kept at {self.checkpoint_path}. "
                 "Lower optim.lr (or use train.amp = 'none') and run again."
             )
+        optim = self.cfg.optim
+        if optim.poly_step_resets_momentum and restarts_optimizer(
+            self.state.step, optim, self.epochs.steps_per_epoch
+        ):
+            self.optimizer.state.clear()  # LiteSeg re-creates its SGD optimizer here
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -478,16 +531,21 @@ class Trainer:
         return value
 
     def fit(self) -> TrainOutcome:
-        """Train to ``train.iters`` steps (resuming if a checkpoint exists), then evaluate."""
+        """Train to :attr:`total_steps` (resuming if a checkpoint exists), then evaluate.
+
+        Periodic evaluations (``train.eval_every``) run before the checkpoint of the same
+        step, so a resumed run keeps their curve points and the best evaluation so far.
+        """
         self._resume()
         spec = self.cfg.train
+        total = self.total_steps
         curves = self.state.curves
         window: list[float] = []
         self.model.train()
         progress = Progress(
             f"{self.cfg.variant} seed {self.cfg.seed}",
             self.state.step,
-            spec.iters,
+            total,
             enabled=self.progress and self.ctx.is_main,
         )
         started = time.perf_counter()
@@ -499,36 +557,34 @@ class Trainer:
             step = self.state.step
             if self.step_callback is not None:
                 self.step_callback(step)
-            if step % spec.log_every == 0 or step == spec.iters:
+            if step % spec.log_every == 0 or step == total:
                 curves.step.append(step)
                 curves.loss.append(float(np.mean(window)))
                 curves.lr.append(lr)
                 progress.report(curves.loss[-1], lr)
                 window.clear()
-            if step % spec.checkpoint_every == 0 or step == spec.iters:
+            evaluate_now = spec.eval_every and step % spec.eval_every == 0 and step < total
+            if evaluate_now or step % spec.checkpoint_every == 0 or step == total:
                 self.state.train_seconds += time.perf_counter() - started
+                if evaluate_now:
+                    self._evaluate_at(step)
+                    self.model.train()
                 self._save()
                 started = time.perf_counter()
-            if spec.eval_every and step % spec.eval_every == 0 and step < spec.iters:
-                self.state.train_seconds += time.perf_counter() - started
-                curves.val_step.append(step)
-                curves.val_miou.append(self.evaluate().miou)
-                self.model.train()
-                started = time.perf_counter()
         progress.close()
-        metrics = self.evaluate()
-        curves.val_step.append(spec.iters)
-        curves.val_miou.append(metrics.miou)
+        metrics = self._evaluate_at(total)
         model = _unwrap(self.model).eval()
         training = Training(
-            iters=spec.iters,
+            iters=total,
+            steps_per_epoch=self.epochs.steps_per_epoch,
+            epochs=total / self.epochs.steps_per_epoch,
             wall_time_s=self.state.train_seconds,
-            images_per_s=spec.iters * spec.batch_size / max(self.state.train_seconds, 1e-9),
+            images_per_s=total * spec.batch_size / max(self.state.train_seconds, 1e-9),
             final_loss=curves.loss[-1] if curves.loss else float("nan"),
             resumed_from=self.state.resumed_from,
             curves=curves,
         )
-        return TrainOutcome(model, metrics, training, self._predictions(model))
+        return TrainOutcome(model, metrics, training, self._predictions(model), self.state.best)
 
     def _predictions(self, model: nn.Module) -> dict[int, np.ndarray]:
         predictions = {}
@@ -537,14 +593,23 @@ class Trainer:
                 continue
             image, _ = self.val_set[index]
             batch = image.unsqueeze(0).to(self.ctx.device, memory_format=self.memory_format)
-            prediction = predict(model, batch, self.amp_dtype, self.cfg.eval.scale)
-            predictions[index] = prediction[0].cpu().numpy()
+            predictions[index] = predict(model, batch, self.cfg.eval)[0].cpu().numpy()
         return predictions
 
     def save_weights(self, model: nn.Module) -> Path:
         """Keep the final weights (state dict only) next to the record."""
-        path = self.layout.final_weights
-        buffer = io.BytesIO()
-        torch.save(model.state_dict(), buffer)
-        atomic_write_bytes(path, buffer.getvalue())
-        return path
+        write_weights(self.layout.final_weights, model)
+        return self.layout.final_weights
+
+
+def _beats(candidate: float, incumbent: float) -> bool:
+    if math.isnan(candidate):
+        return False
+    return math.isnan(incumbent) or candidate > incumbent
+
+
+def write_weights(path: Path, model: nn.Module) -> None:
+    """Atomically save ``model``'s state dict (loadable with ``weights_only=True``)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(path, buffer.getvalue())

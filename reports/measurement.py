@@ -71,6 +71,37 @@ def absent_classes(records: Sequence[RunRecord]) -> list[dict[str, str]]:
     return rows
 
 
+def convention_differences(records: Sequence[RunRecord]) -> list[dict[str, str]]:
+    """Runs whose mIoU changes under PaddleSeg's convention (zero-union IoU = 0, kept in
+    the mean), with both values in percent; runs recorded before that value existed are
+    left out."""
+    rows = []
+    for record in records:
+        metrics = record.metrics
+        if metrics is None or metrics.miou_paddleseg is None:
+            continue
+        ours, theirs = fmt.percent(100 * metrics.miou), fmt.percent(100 * metrics.miou_paddleseg)
+        if ours != theirs:
+            rows.append(
+                {"run": f"{record.variant} seed {record.seed}", "ours": ours, "paddleseg": theirs}
+            )
+    return rows
+
+
+def evaluation_facts(suite: SuiteSpec) -> str:
+    """How the suite's protocol evaluates: scale, multi-scale, flip and their combination."""
+    spec = suite.protocol.eval
+    parts = ["full resolution" if spec.scale == 1 else f"input scaled by {spec.scale:g}"]
+    if spec.multiscale != (1.0,):
+        scales = ", ".join(f"{factor:g}" for factor in spec.multiscale)
+        parts.append(f"multi-scale ×({scales})")
+    if spec.flip:
+        parts.append("with horizontal flip")
+    if spec.multiscale != (1.0,) or spec.flip:
+        parts.append("mean of logits" if spec.combine == "logits_mean" else "sum of softmax")
+    return ", ".join(parts) + ", fp32"
+
+
 def flop_counters(records: Sequence[RunRecord]) -> list[dict[str, str]]:
     """Each FLOP counter used, its convention, input size, explanation and skipped operators."""
     counters: dict[tuple[str, str, str], dict[str, int]] = {}
@@ -118,11 +149,18 @@ def protocol_facts(suite: SuiteSpec) -> dict[str, str]:
     protocol = suite.protocol
     train, optim, loss, profile = protocol.train, protocol.optim, protocol.loss, protocol.profile
     threads = "all cores" if profile.threads is None else str(profile.threads)
+    length = f"{train.iters} iterations"
+    augment = protocol.augment
+    crops = f"crop {fmt.size(augment.crop_size)}"
+    if augment.pipeline == "liteseg":
+        crops = "passes with crops " + ", ".join(fmt.size(p.crop_size) for p in augment.passes)
+    if train.epochs is not None:
+        length = f"{train.epochs} epochs (iterations from the split size, see the records)"
     return {
         "data": f"{protocol.data.dataset}: train on {protocol.data.train_split!r}, "
-        f"evaluate on {protocol.data.val_split!r} at full resolution",
-        "training": f"{train.iters} iterations, batch {train.batch_size}, "
-        f"crop {fmt.size(protocol.augment.crop_size)}, augmentation {protocol.augment.pipeline!r}, "
+        f"evaluate on {protocol.data.val_split!r} at {evaluation_facts(suite)}",
+        "training": f"{length}, batch {train.batch_size}, {crops}, "
+        f"augmentation {protocol.augment.pipeline!r}, "
         f"normalisation {protocol.augment.normalize!r}, mixed precision {train.amp}",
         "optimiser": f"SGD lr {optim.lr:g}, momentum {optim.momentum:g}, "
         f"weight decay {optim.weight_decay:g}, warm-up {optim.warmup_iters} it, "
@@ -140,6 +178,8 @@ def measurement(suite: SuiteSpec, records: Sequence[RunRecord]) -> dict[str, Any
     return {
         "dataset": dataset_facts(records),
         "absent_classes": absent_classes(records),
+        "convention_differences": convention_differences(records),
+        "evaluation": evaluation_facts(suite),
         "flop_counters": flop_counters(records),
         "latency_settings": latency_settings(records),
         "protocol": protocol_facts(suite),

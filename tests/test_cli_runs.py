@@ -178,9 +178,13 @@ def test_valid_plan_says_it_was_validated(tmp_path):
 
 def test_unknown_and_mistyped_keys_name_file_and_key(tmp_path):
     suite = _bad_suite(tmp_path)
-    suite.write_text(suite.read_text().replace("iters = 2", "iters = 2\nepochs = 3"))
-    _assert_user_error(_cli("plan", str(suite)), str(suite), "protocol.train.epochs", "unknown key")
-    suite.write_text(suite.read_text().replace("epochs = 3\n", "").replace("= 2\n", '= "two"\n'))
+    suite.write_text(suite.read_text().replace("iters = 2", "iters = 2\nepoch_count = 3"))
+    _assert_user_error(
+        _cli("plan", str(suite)), str(suite), "protocol.train.epoch_count", "unknown key"
+    )
+    suite.write_text(
+        suite.read_text().replace("epoch_count = 3\n", "").replace("= 2\n", '= "two"\n')
+    )
     _assert_user_error(_cli("plan", str(suite)), str(suite), "protocol.train.batch_size")
 
 

@@ -8,13 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_transforms import paddleseg_hue  # the PaddleSeg reference of the unit tests
 
+from architectures import create_model
 from bench.cli import main
-from bench.config import AugmentSpec, DataSpec
+from bench.config import AugmentSpec, DataSpec, EvalSpec
 from bench.data import build_dataset, dataset_info
 from bench.data.download import load_manifest, sha256_of
-from bench.data.transforms import build_eval_transform, build_train_transform, normalization_stats
+from bench.data.transforms import (
+    RandomDistort,
+    build_eval_transform,
+    build_train_transform,
+    build_train_transforms,
+    normalization_stats,
+)
 from bench.errors import DatasetError
+from bench.evaluate import predict_logits
 
 CAMVID_VALUES = set(range(11)) | {255}
 
@@ -75,6 +84,46 @@ def test_sample_through_training_pipeline(data_root: Path, pipeline: str) -> Non
     assert label.shape == (256, 256) and label.dtype == torch.int64
     assert set(label.unique().tolist()) <= CAMVID_VALUES
     assert float(image.min()) > -3.0 and float(image.max()) < 3.0
+
+
+def test_liteseg_passes_on_real_images(data_root: Path) -> None:
+    # The official Cityscapes passes: every crop is larger than a scaled 360x480 CamVid
+    # image, so each sample is the whole image resized to the crop (never padded).
+    aug = AugmentSpec(pipeline="liteseg", scale_range=(0.2, 0.8))
+    train = build_dataset(DataSpec(dataset="camvid", cache=True), data_root, "train")
+    raw_image, raw_label = train.load_pair(5)
+    void_share = float((raw_label == 255).mean())
+    for transform, crop in zip(build_train_transforms(aug, 255), aug.passes, strict=True):
+        transform.set_random_seed(7)
+        out = transform(image=raw_image, mask=raw_label)
+        assert out["image"].shape == (3, *crop.crop_size)
+        label = out["mask"].numpy()
+        assert set(np.unique(label)) <= CAMVID_VALUES
+        assert len(set(np.unique(label)) - {255}) >= 4  # the scene's classes survive
+        if crop.rotate_degrees == 0:  # nearest resize keeps the void share, no padding
+            assert abs(float((label == 255).mean()) - void_share) < 0.02
+
+
+def test_hue_jitter_on_a_real_image_matches_paddleseg(data_root: Path) -> None:
+    image, _ = build_dataset(DataSpec(dataset="camvid"), data_root, "val").load_pair(0)
+    shifted = RandomDistort(0.5, 18.0).apply(image, factors={"hue": -11.3})
+    assert np.array_equal(shifted, paddleseg_hue(image, -11.3))
+    assert np.abs(shifted.astype(int) - image).mean() > 1  # the colours moved
+
+
+def test_flip_evaluation_on_a_real_image(data_root: Path) -> None:
+    val = build_dataset(
+        DataSpec(dataset="camvid"), data_root, "val", build_eval_transform(AugmentSpec())
+    )
+    image, _ = val[0]
+    torch.manual_seed(0)
+    model = create_model("pp_liteseg_t", 11).eval()
+    batch = image.unsqueeze(0)
+    with torch.no_grad():
+        plain, mirrored = model(batch), model(batch.flip(-1)).flip(-1)
+    logits = predict_logits(model, batch, EvalSpec(flip=True))
+    assert logits.shape == (1, 11, 360, 480)
+    assert torch.allclose(logits, (plain + mirrored) / 2, atol=1e-5)
 
 
 @pytest.mark.parametrize("normalize", ["imagenet", "half"])

@@ -17,6 +17,9 @@ from bench.errors import DatasetError
 
 VOC_TRAIN, VOC_VAL = ["a", "b"], ["c", "d", "e"]
 SBD_TRAIN, SBD_VAL = ["a", "c", "f", "g"], ["d", "h"]
+# VOC2011's val is a subset of VOC2012's; FCN's seg11valid is it minus SBD train.
+VOC2011_VAL = ["c", "d"]
+SEG11VALID = sorted(set(VOC2011_VAL) - set(SBD_TRAIN))
 SIZE = (20, 24)  # height, width
 SPEC = DataSpec(dataset="voc_sbd", cache=False)
 
@@ -53,7 +56,10 @@ def write_sbd_mat(path: Path, label: np.ndarray) -> None:
 
 @pytest.fixture
 def voc_root(tmp_path: Path) -> Path:
-    """VOC ids a..e and SBD ids a, c, d, f, g, h; image ``x`` has class ``ord(x) - 96``."""
+    """VOC ids a..e and SBD ids a, c, d, f, g, h; image ``x`` has class ``ord(x) - 96``.
+
+    FCN's seg11valid list (placed by the user) names ``d``.
+    """
     voc = tmp_path / "VOCdevkit" / "VOC2012"
     sets = voc / "ImageSets" / "Segmentation"
     sets.mkdir(parents=True)
@@ -64,6 +70,7 @@ def voc_root(tmp_path: Path) -> Path:
             label[0, :] = 255  # VOC marks object borders as void
             _write_jpeg(voc / "JPEGImages" / f"{image_id}.jpg")
             write_voc_png(voc / "SegmentationClass" / f"{image_id}.png", label)
+    (sets / "seg11valid.txt").write_text("\n".join(SEG11VALID) + "\n")
     sbd = tmp_path / "SBD"
     sbd.mkdir()
     for split, ids in (("train", SBD_TRAIN), ("val", SBD_VAL)):
@@ -136,7 +143,8 @@ def test_missing_sbd_explains_how_to_obtain_it(voc_root: Path) -> None:
 
 
 def test_unknown_split_lists_accepted_names(voc_root: Path) -> None:
-    with pytest.raises(DatasetError, match="train_aug, val, seed_train, seed_val"):
+    accepted = "train_aug, val, sbd_train, seg11valid, voc12_val_minus_sbd_train, seed_train"
+    with pytest.raises(DatasetError, match=accepted):
         build_dataset(SPEC, voc_root, "train")
 
 
@@ -145,4 +153,45 @@ def test_check_reports_counts_against_the_official_release(voc_root: Path) -> No
     assert not report.ok
     assert "train_aug: 5 samples listed, expected 10582" in report.problems
     assert "val: 3 samples listed, expected 1449" in report.problems
-    assert len(report.problems) == 2
+    assert "seg11valid: 1 samples listed, expected 736" in report.problems  # present: checked
+    assert len(report.problems) == 3
+
+
+def test_the_two_readings_of_the_seed_protocol(voc_root: Path) -> None:
+    # Issue 9: train on SBD train, validate on VOC2011 val minus SBD train (seg11valid).
+    assert _ids(build_dataset(SPEC, voc_root, "sbd_train")) == SBD_TRAIN
+    assert _ids(build_dataset(SPEC, voc_root, "seg11valid")) == ["d"]
+    # REFERENCE.md: validate on VOC2012 val minus SBD train (= the former seed_val).
+    minus = _ids(build_dataset(SPEC, voc_root, "voc12_val_minus_sbd_train"))
+    assert minus == ["d", "e"] == _ids(build_dataset(SPEC, voc_root, "seed_val"))
+
+
+def test_sbd_train_masks_come_from_the_mat_files(voc_root: Path) -> None:
+    sbd_train = build_dataset(SPEC, voc_root, "sbd_train")
+    assert {
+        (image.parent.name, label.parent.name, label.suffix) for image, label in sbd_train.samples
+    } == {("img", "cls", ".mat")}
+    _, label = sbd_train.load_pair(0)  # "a" also has a VOC mask, whose border is void
+    assert set(np.unique(label)) == {0, 1}
+    for split in ("seg11valid", "voc12_val_minus_sbd_train"):
+        sources = {label.parent.name for _, label in build_dataset(SPEC, voc_root, split).samples}
+        assert sources == {"SegmentationClass"}
+
+
+def test_seg11valid_list_is_optional_and_explained(voc_root: Path) -> None:
+    (voc_root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "seg11valid.txt").unlink()
+    with pytest.raises(
+        DatasetError, match=r"(?s)seg11valid\.txt does not exist.*fcn\.berkeleyvision"
+    ):
+        build_dataset(SPEC, voc_root, "seg11valid")
+    default = check_dataset("voc_sbd", voc_root, decode=False)
+    assert [r.split for r in default.splits if r.optional_absent] == ["seg11valid"]
+    asked = check_dataset("voc_sbd", voc_root, splits=["seg11valid"], decode=False)
+    assert asked.data_missing and "seg11valid.txt" in asked.format()
+
+
+def test_seg11valid_list_with_sbd_train_images_is_rejected(voc_root: Path) -> None:
+    sets = voc_root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation"
+    (sets / "seg11valid.txt").write_text("c\nd\n")  # c is an SBD train image
+    with pytest.raises(DatasetError, match=r"1 SBD train image\(s\) \(e\.g\. c\)"):
+        build_dataset(SPEC, voc_root, "seg11valid")

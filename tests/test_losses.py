@@ -1,11 +1,18 @@
-"""Loss semantics: OHEM as in PaddleSeg, head weighting."""
+"""Loss semantics: OHEM as in PaddleSeg, LiteSeg's summed loss and its SGD translation."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from bench.config import LossSpec
-from bench.losses import OhemCrossEntropy, build_criterion, weighted_loss
+from bench.losses import (
+    OhemCrossEntropy,
+    SummedCrossEntropy,
+    build_criterion,
+    mean_loss_settings,
+    weighted_loss,
+)
 
 
 def _reference_ohem(logits, labels, thresh, min_kept, ignore_index=255):
@@ -84,3 +91,60 @@ def test_weighted_loss_sums_heads_with_their_weights():
     assert actual.item() == pytest.approx(expected.item())
     with pytest.raises(ValueError, match="one weight per output"):
         weighted_loss(criterion, outputs, labels, (1.0,))
+
+
+def test_summed_loss_is_pixel_sum_over_batch_size() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 5, 6)
+    labels = torch.randint(0, 4, (3, 5, 6))
+    labels[0, 0, :] = 255
+    pixel = F.cross_entropy(logits, labels, ignore_index=255, reduction="none")
+    expected = pixel[labels != 255].sum() / 3
+    assert torch.allclose(SummedCrossEntropy()(logits, labels), expected)
+    assert isinstance(build_criterion(LossSpec(reduction="sum_per_image")), SummedCrossEntropy)
+
+
+OFFICIAL_LR, OFFICIAL_WD = 1e-7, 5e-4  # tahaemara/LiteSeg train.py
+
+
+def _sgd_updates(loss_fn, lr: float, weight_decay: float, batches) -> list[torch.Tensor]:
+    """Parameter changes of three real SGD steps (momentum 0.9) on a small float64 net."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)).double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    before = [p.detach().clone() for p in model.parameters()]
+    for images, labels in batches:
+        optimizer.zero_grad()
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+    return [p.detach() - b for p, b in zip(model.parameters(), before, strict=True)]
+
+
+def test_mean_loss_settings_reproduce_summed_loss_sgd_steps() -> None:
+    generator = torch.Generator().manual_seed(1)
+    batches = [
+        (
+            torch.randn(2, 3, 6, 8, generator=generator, dtype=torch.float64),
+            torch.randint(0, 4, (2, 6, 8), generator=generator),
+        )
+        for _ in range(3)
+    ]
+    pixels_per_image = 6 * 8  # no void pixels: N is constant, the translation exact
+    official = _sgd_updates(SummedCrossEntropy(), OFFICIAL_LR, OFFICIAL_WD, batches)
+    translated = mean_loss_settings(OFFICIAL_LR, OFFICIAL_WD, pixels_per_image)
+    assert translated.lr == pytest.approx(OFFICIAL_LR * 48)
+    assert translated.weight_decay == pytest.approx(OFFICIAL_WD / 48)
+    mean = nn.CrossEntropyLoss(ignore_index=255)
+    equivalent = _sgd_updates(mean, translated.lr, translated.weight_decay, batches)
+    for ours, theirs in zip(equivalent, official, strict=True):
+        assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-20)
+    # Rescaling the learning rate alone makes the decay N times too strong: the steps
+    # differ by about 1e-3 of their size here, six orders above the tolerance above.
+    lr_only = _sgd_updates(mean, translated.lr, OFFICIAL_WD, batches)
+    difference = max((a - b).abs().max() for a, b in zip(lr_only, official, strict=True))
+    assert difference > 1e-4 * max(b.abs().max() for b in official)
+
+
+def test_mean_loss_settings_need_pixels() -> None:
+    with pytest.raises(ValueError, match="pixels_per_image"):
+        mean_loss_settings(1e-7, 5e-4, 0)

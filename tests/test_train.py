@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import OptimSpec
 from bench.distributed import DistContext
 from bench.execute import read_events
 from bench.layout import RunLayout
 from bench.locks import read_lock
-from bench.train import ResumableBatchSampler, Trainer, lr_at
+from bench.train import ResumableBatchSampler, Trainer
 
 SUITE = """
 name = "train-test"
@@ -63,15 +62,6 @@ model = "liteseg_mobilenetv2"
 """
 
 
-def test_lr_warmup_then_poly_decay():
-    spec = OptimSpec(lr=0.1, warmup_iters=10, warmup_start_lr=0.0, poly_power=1.0)
-    assert lr_at(0, 110, spec) == 0.0
-    assert lr_at(5, 110, spec) == pytest.approx(0.05)
-    assert lr_at(10, 110, spec) == pytest.approx(0.1)
-    assert lr_at(60, 110, spec) == pytest.approx(0.05)
-    assert lr_at(110, 110, spec) == pytest.approx(0.0)
-
-
 def _batches(sampler):
     return [list(batch) for batch in sampler]
 
@@ -81,7 +71,7 @@ def test_batch_order_resumes_exactly_mid_epoch():
     full = _batches(ResumableBatchSampler(10, 3, start_step=0, **common))
     resumed = _batches(ResumableBatchSampler(10, 3, start_step=4, **common))
     assert len(full) == 11 and resumed == full[4:]
-    epoch0 = {index for batch in full[:3] for index, _ in batch}
+    epoch0 = {index for batch in full[:3] for index, _, _ in batch}
     assert len(epoch0) == 9  # drop_last: 3 batches of 3 distinct images per epoch
     assert full[:3] != full[3:6]  # a new order every epoch
 
@@ -94,10 +84,10 @@ def test_ddp_shards_are_disjoint_and_seeds_unique():
         for r in range(2)
     ]
     for step in range(2):
-        rank0 = {i for i, _ in shards[0][step]}
-        rank1 = {i for i, _ in shards[1][step]}
+        rank0 = {i for i, _, _ in shards[0][step]}
+        rank1 = {i for i, _, _ in shards[1][step]}
         assert not rank0 & rank1
-    seeds = [s for shard in shards for batch in shard for _, s in batch]
+    seeds = [s for shard in shards for batch in shard for _, s, _ in batch]
     assert len(set(seeds)) == len(seeds)
 
 
@@ -232,6 +222,7 @@ def test_ddp_with_gloo_two_processes_matches_single_process_evaluation(tmp_path)
 def _trainer(tmp_path: Path, updates: dict) -> Trainer:
     from bench.config import load_suite, resolve_runs
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (cfg,) = resolve_runs(load_suite(_suite(tmp_path, iters=2)), updates)
     context = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     (tmp_path / "data").mkdir(exist_ok=True)
@@ -251,3 +242,124 @@ def test_fp16_needs_cuda(tmp_path):
 
     with pytest.raises(ConfigError, match="fp16"):
         _trainer(tmp_path, {"train.amp": "fp16"})
+
+
+def _script_evaluations(trainer: Trainer, mious: list) -> None:
+    """Real evaluations whose mIoU is replaced by the next scripted value (an exception
+    in the list is raised instead, as a crash during that evaluation)."""
+    real, values = trainer.evaluate, iter(mious)
+
+    def scripted():
+        value = next(values)
+        if isinstance(value, Exception):
+            raise value
+        return real().model_copy(update={"miou": value})
+
+    trainer.evaluate = scripted
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    payload = torch.load(path, weights_only=True)
+    return payload.get("model", payload)
+
+
+def _same_weights(first: dict, second: dict) -> bool:
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_best_evaluation_keeps_its_weights_and_survives_a_crash(tmp_path):
+    updates = {"train.iters": 3, "train.eval_every": 1, "train.checkpoint_every": 1}
+    reference = _trainer(tmp_path / "reference", updates)
+    _script_evaluations(reference, [0.5, 0.3, 0.4])  # steps 1, 2 and the final 3
+    outcome = reference.fit()
+    assert (outcome.best.step, outcome.best.metrics.miou, outcome.metrics.miou) == (1, 0.5, 0.4)
+    assert outcome.training.curves.val_step == [1, 2, 3]
+    assert outcome.training.curves.val_miou == [0.5, 0.3, 0.4]
+
+    crashed = _trainer(tmp_path / "crashed", updates)
+    _script_evaluations(crashed, [0.5, RuntimeError("crash while evaluating step 2")])
+    with pytest.raises(RuntimeError, match="crash"):
+        crashed.fit()
+    checkpoint = torch.load(crashed.checkpoint_path, weights_only=True)
+    assert checkpoint["step"] == 1 and checkpoint["best"]["step"] == 1
+    best_file = reference.layout.root / outcome.best.weights
+    assert _same_weights(_weights(best_file), checkpoint["model"])  # the weights of step 1
+
+    resumed = _trainer(tmp_path / "crashed", updates)
+    _script_evaluations(resumed, [0.3, 0.4])
+    again = resumed.fit()
+    assert again.training.resumed_from == 1
+    assert again.best == outcome.best
+    assert _same_weights(_weights(resumed.layout.best_weights), _weights(best_file))
+    assert _same_weights(again.model.state_dict(), outcome.model.state_dict())
+
+
+def test_evaluation_runs_in_fp32_when_training_in_bf16(tmp_path):
+    trainer = _trainer(tmp_path, {"train.amp": "bf16"})
+    seen = []
+    trainer.model.register_forward_pre_hook(
+        lambda module, args: seen.append((args[0].dtype, torch.is_autocast_enabled("cpu")))
+    )
+    trainer.evaluate()
+    assert seen and set(seen) == {(torch.float32, False)}
+
+
+def test_epochs_resolve_to_steps_and_the_final_evaluation_can_be_best(tmp_path):
+    trainer = _trainer(tmp_path, {"train.epochs": 1, "train.iters": 999})
+    assert trainer.epochs.steps_per_epoch == 4  # 16 synthetic images at batch 4
+    outcome = trainer.fit()
+    training = outcome.training
+    assert (training.iters, training.steps_per_epoch, training.epochs) == (4, 4, 1.0)
+    assert training.curves.step[-1] == 4
+    # No periodic evaluation: the final one is the only candidate, so it is the best.
+    assert outcome.best.step == 4 and outcome.best.metrics == outcome.metrics
+    assert _same_weights(_weights(trainer.layout.best_weights), outcome.model.state_dict())
+
+
+LITESEG_RECIPE = {
+    "data.synthetic.num_train": 5,
+    "augment.pipeline": "liteseg",
+    "augment.passes": [
+        {"crop_size": [32, 32], "rotate_degrees": 5.0},
+        {"crop_size": [24, 40]},
+    ],
+    "augment.scale_range": [0.5, 0.8],
+    "train.batch_size": 3,  # 5 images: batches of 3 and 2 per pass, 4 steps per epoch
+    "train.drop_last": False,
+    "train.epochs": 2,
+    "train.checkpoint_every": 2,
+    "optim.lr": 1e-7,  # tahaemara/LiteSeg's rate for its summed loss
+    "optim.warmup_iters": 0,
+    "optim.poly_step_epochs": 1,
+    "optim.poly_step_resets_momentum": True,
+    "loss.reduction": "sum_per_image",
+}
+
+
+@pytest.mark.slow
+def test_liteseg_recipe_trains_over_its_passes_and_resumes_bit_exactly(tmp_path):
+    reference = _trainer(tmp_path / "reference", LITESEG_RECIPE)
+    assert (reference.epochs.steps_per_epoch, reference.total_steps) == (4, 8)
+    sizes = [tuple(images.shape) for images, _ in reference._train_loader()]
+    assert sizes[:4] == [(3, 3, 32, 32), (2, 3, 32, 32), (3, 3, 24, 40), (2, 3, 24, 40)]
+    outcome = reference.fit()
+    # Stepped poly with a period of one epoch: epoch 1 of 2 runs at (1 - 1/2) ** 0.9.
+    assert outcome.training.curves.lr == [1e-7] * 4 + [pytest.approx(1e-7 * 0.5**0.9)] * 4
+
+    crashed = _trainer(tmp_path / "crashed", LITESEG_RECIPE)
+    train_step = crashed._train_step
+
+    def crash_at_step_3(images, labels):
+        if crashed.state.step == 3:
+            raise RuntimeError("killed")
+        return train_step(images, labels)
+
+    crashed._train_step = crash_at_step_3
+    with pytest.raises(RuntimeError, match="killed"):
+        crashed.fit()
+    resumed = _trainer(tmp_path / "crashed", LITESEG_RECIPE)
+    again = resumed.fit()  # from step 2, across the epoch boundary's momentum reset
+    assert again.training.resumed_from == 2
+    assert _same_weights(again.model.state_dict(), outcome.model.state_dict())
+    assert again.metrics == outcome.metrics

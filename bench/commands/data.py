@@ -13,8 +13,12 @@ EPILOG = f"""\
 layouts under the data root (--data-root or ${DATA_ROOT_ENV}):
   camvid      ROOT/camvid/{{train,val,test}}{{,annot}}/ + {{train,val,test}}.txt  (SegNet layout)
               splits: train val test trainval
+  camvid_paddleseg
+              ROOT/camvid_paddleseg/{{images,annot}}/ + {{train,val,test}}.txt  (PaddleSeg, 960x720)
+              splits: train val test trainval
   voc_sbd     ROOT/VOCdevkit/VOC2012/ + ROOT/SBD/ (benchmark_RELEASE/dataset: img/ cls/ *.txt)
-              splits: train_aug val seed_train seed_val
+              splits: train_aug val sbd_train seg11valid voc12_val_minus_sbd_train
+              seed_train seed_val (seg11valid: FCN's list, placed by the user)
   cityscapes  ROOT/cityscapes/{{leftImg8bit,gtFine}}/{{train,val}}/CITY/
               splits: train val
   synthetic   generated into ROOT/synthetic-<hash>/ (default spec)

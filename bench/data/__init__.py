@@ -1,11 +1,11 @@
 """Datasets in their official layouts, transforms, and dataset checks.
 
 Every dataset lives in its own folder under the data root (``--data-root`` or
-``$LITESEG_BENCH_DATA``): ``camvid/`` (SegNet layout), ``VOCdevkit/VOC2012/`` +
-``SBD/``, ``cityscapes/``; synthetic data is generated into
-``synthetic-<hash>/``. The module docstrings of :mod:`bench.data.camvid`,
-:mod:`bench.data.voc_sbd`, :mod:`bench.data.cityscapes` and
-:mod:`bench.data.synthetic` give the exact layouts and accepted split names.
+``$LITESEG_BENCH_DATA``): ``camvid/`` (SegNet layout), ``camvid_paddleseg/``
+(PaddleSeg's 960x720 archive), ``VOCdevkit/VOC2012/`` + ``SBD/``, ``cityscapes/``;
+synthetic data is generated into ``synthetic-<hash>/``. The module docstrings of
+:mod:`bench.data.camvid`, :mod:`bench.data.voc_sbd`, :mod:`bench.data.cityscapes`
+and :mod:`bench.data.synthetic` give the exact layouts and accepted split names.
 All datasets use 255 as the ignore index.
 """
 

@@ -37,7 +37,8 @@ class DatasetInfo:
     """Name, classes and colours of a dataset, as the model and the report see them.
 
     Args:
-        name: registry name (``"camvid"``, ``"voc_sbd"``, ``"cityscapes"``, ``"synthetic"``).
+        name: registry name (``"camvid"``, ``"camvid_paddleseg"``, ``"voc_sbd"``,
+            ``"cityscapes"``, ``"synthetic"``).
         num_classes: number of evaluated classes; train ids are ``0..num_classes-1``.
         ignore_index: train id of void pixels (255 for all datasets here).
         class_names: one name per train id.

@@ -24,9 +24,10 @@ from bench.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 DATA_ROOT_ENV = "LITESEG_BENCH_DATA"
-DATASETS = ("camvid", "voc_sbd", "cityscapes", "synthetic")
+DATASETS = ("camvid", "camvid_paddleseg", "voc_sbd", "cityscapes", "synthetic")
 _FIXED = {
     "camvid": camvid.DEFINITION,
+    "camvid_paddleseg": camvid.PADDLESEG_DEFINITION,
     "voc_sbd": voc_sbd.DEFINITION,
     "cityscapes": cityscapes.DEFINITION,
 }

@@ -11,14 +11,22 @@ Recipes (``AugmentSpec.pipeline``):
   VerticalFlip (if ``vflip``), RandomBrightnessContrast (albumentations
   defaults), RandomScale(``scale_limit``) always, PadIfNeeded to the crop
   (centred; image 0, mask ignore), RandomCrop.
-- ``"paddleseg"`` (PP-LiteSeg configs): ResizeStepScaling (one of the scales
-  ``scale_range[0]``, ``+scale_step``, ..., ``scale_range[1]``, uniformly),
-  RandomPaddingCrop (pad bottom/right, image with the mean colour so it
-  normalises to 0, mask ignore; random crop), RandomHorizontalFlip (if
-  ``hflip``; ``vflip`` is not part of this recipe), RandomDistort with
-  brightness, contrast and saturation each in ``1 +- color_jitter``, each with
-  probability 0.5, in random order (Pillow ImageEnhance semantics). PaddleSeg's
-  RandomDistort also jitters hue by default; that is not reproduced here.
+- ``"paddleseg"`` (PP-LiteSeg configs, ``paddleseg/transforms/transforms.py``):
+  ResizeStepScaling (one of the scales ``scale_range[0]``, ``+scale_step``, ...,
+  ``scale_range[1]``, uniformly), RandomPaddingCrop (pad bottom/right, image with
+  the mean colour so it normalises to 0, mask ignore; random crop),
+  RandomHorizontalFlip (if ``hflip``; ``vflip`` is not part of this recipe),
+  RandomDistort with PaddleSeg's defaults: brightness, contrast and saturation
+  each in ``1 +- color_jitter``, hue shifted by up to ``hue_jitter``, each with
+  probability 0.5, in random order (Pillow ImageEnhance / HSV semantics).
+- ``"liteseg"`` (tahaemara/LiteSeg ``train.py`` and
+  ``dataloaders/augmentation.py``): one transform per pass of ``passes``, each
+  RandomHorizontalFlip (if ``hflip``), RandomScale (factor uniform in
+  ``scale_range``, size truncated), RandomCrop to the pass's crop size where an
+  image smaller than the crop in either side is resized to the crop instead
+  (no padding), RandomRotate by up to the pass's ``rotate_degrees`` (mask void
+  outside the rotated image); resizing and rotation with Pillow, as the
+  official code.
 - ``"none"``: PadIfNeeded + RandomCrop as in ``"seed"``.
 
 Evaluation: the full image at its original size, normalisation only.
@@ -33,8 +41,9 @@ import albumentations as A
 import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
+from PIL import Image
 
-from bench.config import AugmentSpec
+from bench.config import AugmentSpec, CropPass
 
 NORMALIZATION = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -53,17 +62,20 @@ def _to_tensors(normalize: str) -> list[A.BasicTransform]:
 
 
 def build_train_transform(
-    aug: AugmentSpec, ignore_index: int, seed: int | None = None
+    aug: AugmentSpec, ignore_index: int, seed: int | None = None, pass_index: int = 0
 ) -> A.Compose:
     """The training augmentation of ``aug.pipeline`` followed by normalisation.
 
     Args:
         aug: recipe and its parameters.
-        ignore_index: value of padded mask pixels.
+        ignore_index: value of padded (or rotated-in) mask pixels.
         seed: seeds albumentations' random generators (``None``: fresh entropy).
+        pass_index: which of ``aug.passes`` (pipeline ``"liteseg"`` only).
     """
     height, width = aug.crop_size
-    if aug.pipeline == "paddleseg":
+    if aug.pipeline == "liteseg":
+        steps = _liteseg_steps(aug, aug.passes[pass_index], ignore_index)
+    elif aug.pipeline == "paddleseg":
         mean, _ = normalization_stats(aug.normalize)
         steps = [
             RandomStepScale(aug.scale_range, aug.scale_step),
@@ -79,8 +91,8 @@ def build_train_transform(
         ]
         if aug.hflip:
             steps.append(A.HorizontalFlip(p=0.5))
-        if aug.color_jitter > 0:
-            steps.append(RandomDistort(aug.color_jitter))
+        if aug.color_jitter > 0 or aug.hue_jitter > 0:
+            steps.append(RandomDistort(aug.color_jitter, aug.hue_jitter))
     else:
         steps = []
         if aug.pipeline == "seed":
@@ -97,6 +109,22 @@ def build_train_transform(
             A.RandomCrop(height, width),
         ]
     return A.Compose(steps + _to_tensors(aug.normalize), seed=seed)
+
+
+def build_train_transforms(aug: AugmentSpec, ignore_index: int) -> list[A.Compose]:
+    """One training transform per augmentation pass of an epoch (one for most pipelines)."""
+    return [
+        build_train_transform(aug, ignore_index, pass_index=index)
+        for index in range(aug.passes_per_epoch())
+    ]
+
+
+def _liteseg_steps(aug: AugmentSpec, crop: CropPass, ignore_index: int) -> list[A.BasicTransform]:
+    steps: list[A.BasicTransform] = [A.HorizontalFlip(p=0.5)] if aug.hflip else []
+    steps += [LiteSegRandomScale(aug.scale_range), LiteSegRandomCrop(crop.crop_size)]
+    if crop.rotate_degrees > 0:
+        steps.append(LiteSegRandomRotate(crop.rotate_degrees, ignore_index))
+    return steps
 
 
 def build_eval_transform(aug: AugmentSpec) -> A.Compose:
@@ -151,38 +179,53 @@ def _scaled_size(array: np.ndarray, scale: float) -> tuple[int, int]:
 
 
 class RandomDistort(A.ImageOnlyTransform):
-    """PaddleSeg's RandomDistort restricted to brightness, contrast and saturation.
+    """PaddleSeg's RandomDistort (``paddleseg/transforms/transforms.py``, defaults).
 
-    Each adjustment runs with probability ``prob``, in a random order, with a
-    factor uniform in ``[1 - strength, 1 + strength]``, following Pillow's
-    ImageEnhance: brightness scales the pixels, contrast blends with the mean
-    grey level, saturation blends with the grey image.
+    Brightness, contrast, saturation and hue, each with probability ``prob``, in a
+    random order. Brightness, contrast and saturation use a factor uniform in
+    ``[1 - strength, 1 + strength]`` with Pillow's ImageEnhance semantics (brightness
+    scales the pixels, contrast blends with the mean grey level, saturation blends with
+    the grey image). Hue (``paddleseg/transforms/functional.py`` ``hue``) converts to
+    Pillow's HSV, adds a shift uniform in ``[-hue_range, hue_range]`` to the 0-255 hue
+    channel, truncates toward zero and wraps modulo 256 (what numpy's assignment of
+    the float sum into the uint8 array does), and converts back to RGB. An operation
+    with a zero range is left out. PaddleSeg's sharpness step has probability 0 by
+    default and is not reproduced.
+
+    Args:
+        strength: brightness/contrast/saturation range (PaddleSeg's ``*_range``, 0.5).
+        hue_range: hue shift range in Pillow's hue units (255 = 360 degrees; default 18).
+        prob: probability of each operation (PaddleSeg's ``*_prob``, 0.5).
     """
 
-    OPERATIONS = ("brightness", "contrast", "saturation")
+    OPERATIONS = ("brightness", "contrast", "saturation", "hue")
 
-    def __init__(self, strength: float, prob: float = 0.5, p: float = 1.0) -> None:
+    def __init__(
+        self, strength: float = 0.5, hue_range: float = 18.0, prob: float = 0.5, p: float = 1.0
+    ) -> None:
         super().__init__(p=p)
         self.strength = strength
+        self.hue_range = hue_range
         self.prob = prob
 
     def get_params(self) -> dict[str, Any]:
-        order = list(self.OPERATIONS)
+        ranges = {name: (max(0.0, 1 - self.strength), 1 + self.strength) for name in _ENHANCERS}
+        ranges["hue"] = (-self.hue_range, self.hue_range)
+        order = [name for name in self.OPERATIONS if ranges[name][0] != ranges[name][1]]
         self.py_random.shuffle(order)
-        low, high = max(0.0, 1 - self.strength), 1 + self.strength
         factors = {}
         for name in order:
             if self.py_random.random() < self.prob:
-                factors[name] = self.py_random.uniform(low, high)
+                factors[name] = self.py_random.uniform(*ranges[name])
         return {"factors": factors}
 
     def apply(self, img: np.ndarray, factors: dict[str, float], **params: Any) -> np.ndarray:
         for name, factor in factors.items():
-            img = _ENHANCERS[name](img, factor)
+            img = _hue_shift(img, factor) if name == "hue" else _ENHANCERS[name](img, factor)
         return img
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("strength", "prob")
+        return ("strength", "hue_range", "prob")
 
 
 def _affine_lut(img: np.ndarray, gain: float, offset: float) -> np.ndarray:
@@ -204,4 +247,116 @@ def _saturation(img: np.ndarray, factor: float) -> np.ndarray:
     return cv2.addWeighted(img, factor, grey, 1 - factor, 0.0)
 
 
+def _hue_shift(img: np.ndarray, delta: float) -> np.ndarray:
+    hsv = np.array(Image.fromarray(img).convert("HSV"))
+    hsv[..., 0] = np.trunc(hsv[..., 0] + delta).astype(np.int64) % 256
+    height, width = img.shape[:2]
+    return np.array(Image.frombytes("HSV", (width, height), hsv.tobytes()).convert("RGB"))
+
+
 _ENHANCERS = {"brightness": _brightness, "contrast": _contrast, "saturation": _saturation}
+
+
+class LiteSegRandomScale(A.DualTransform):
+    """tahaemara/LiteSeg's RandomScale (``dataloaders/augmentation.py``).
+
+    A factor uniform in ``scale_range`` scales both sides to ``int(factor * side)``
+    (truncated); Pillow bilinear for the image (which low-pass filters when
+    shrinking), nearest for the mask.
+    """
+
+    def __init__(self, scale_range: tuple[float, float], p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.scale_range = scale_range
+
+    def get_params(self) -> dict[str, float]:
+        return {"scale": self.py_random.uniform(*self.scale_range)}
+
+    def apply(self, img: np.ndarray, scale: float, **params: Any) -> np.ndarray:
+        return _pil_resize(img, _truncated_size(img, scale), Image.BILINEAR)
+
+    def apply_to_mask(self, mask: np.ndarray, scale: float, **params: Any) -> np.ndarray:
+        return _pil_resize(mask, _truncated_size(mask, scale), Image.NEAREST)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("scale_range",)
+
+
+def _truncated_size(array: np.ndarray, scale: float) -> tuple[int, int]:
+    height, width = array.shape[:2]
+    return max(1, int(scale * height)), max(1, int(scale * width))
+
+
+def _pil_resize(array: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarray:
+    height, width = size
+    return np.array(Image.fromarray(array).resize((width, height), resample))
+
+
+class LiteSegRandomCrop(A.DualTransform):
+    """tahaemara/LiteSeg's RandomCrop (``dataloaders/augmentation.py``), no padding.
+
+    An image of exactly the crop size is kept; one smaller than the crop in height
+    or width is resized to the crop size (Pillow bilinear / nearest for the mask,
+    aspect ratio not kept); otherwise a crop at a uniform random position.
+    """
+
+    def __init__(self, crop_size: tuple[int, int], p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.crop_size = crop_size
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        height, width = params["shape"][:2]
+        crop_height, crop_width = self.crop_size
+        if height < crop_height or width < crop_width:
+            return {"origin": None}
+        left = self.py_random.randint(0, width - crop_width)
+        top = self.py_random.randint(0, height - crop_height)
+        return {"origin": (top, left)}
+
+    def apply(self, img: np.ndarray, origin: tuple[int, int] | None, **params: Any) -> np.ndarray:
+        return self._crop(img, origin, Image.BILINEAR)
+
+    def apply_to_mask(
+        self, mask: np.ndarray, origin: tuple[int, int] | None, **params: Any
+    ) -> np.ndarray:
+        return self._crop(mask, origin, Image.NEAREST)
+
+    def _crop(self, array: np.ndarray, origin: tuple[int, int] | None, resample: int):
+        if origin is None:
+            return _pil_resize(array, self.crop_size, resample)
+        top, left = origin
+        crop_height, crop_width = self.crop_size
+        return array[top : top + crop_height, left : left + crop_width]
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("crop_size",)
+
+
+class LiteSegRandomRotate(A.DualTransform):
+    """tahaemara/LiteSeg's RandomRotate (``dataloaders/augmentation.py``).
+
+    Rotates counter-clockwise about the centre by an angle uniform in
+    ``[-degrees, degrees]``, keeping the size: Pillow bilinear with black outside for
+    the image, nearest with ``ignore_index`` outside for the mask (the official code
+    composites the rotated mask over white, 255, which is its ignore value).
+    """
+
+    def __init__(self, degrees: float, ignore_index: int, p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.degrees = degrees
+        self.ignore_index = ignore_index
+
+    def get_params(self) -> dict[str, float]:
+        return {"angle": self.py_random.uniform(-self.degrees, self.degrees)}
+
+    def apply(self, img: np.ndarray, angle: float, **params: Any) -> np.ndarray:
+        return np.array(Image.fromarray(img).rotate(angle, Image.BILINEAR))
+
+    def apply_to_mask(self, mask: np.ndarray, angle: float, **params: Any) -> np.ndarray:
+        rotated = Image.fromarray(mask).rotate(angle, Image.NEAREST, fillcolor=self.ignore_index)
+        return np.array(rotated)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("degrees", "ignore_index")

@@ -7,6 +7,7 @@ Expected layout::
         SegmentationClass/*.png            palette PNGs (indices are read, not colours)
         ImageSets/Segmentation/train.txt   1,464 ids
         ImageSets/Segmentation/val.txt     1,449 ids
+        ImageSets/Segmentation/seg11valid.txt   736 ids, placed by the user (optional)
     ROOT/SBD/                              = benchmark_RELEASE/dataset of benchmark.tgz
         img/*.jpg
         cls/*.mat                          GTcls.Segmentation, values 0..20
@@ -19,9 +20,22 @@ Splits:
   the standard augmented training set. An image with a VOC annotation uses it
   (VOC masks mark object borders as void); the others use the SBD mask.
 - ``val``: VOC 2012 val, 1,449 images.
-- ``seed_train``: SBD train + VOC train (the seed protocol's training set).
-- ``seed_val``: VOC 2012 val minus every image of ``seed_train`` (the seed
-  protocol's "VOC val minus SBD-train images"; no overlap with its training set).
+
+The seed's VOC protocol is described two ways, and both readings are here:
+
+- ``sbd_train``: SBD train, 8,498 images, every mask from its SBD ``.mat`` file
+  (SBD masks have no void border), images from ``SBD/img``. (Issue 9's reading:
+  "train = SBD train".)
+- ``seg11valid``: FCN's list of VOC2011 val minus SBD train, 736 images
+  (``data/pascal/seg11valid.txt`` of shelhamer/fcn.berkeleyvision.org), with VOC
+  images and masks; the list is not part of the VOC2012 devkit, so the user
+  places it under ``ImageSets/Segmentation``. (Issue 9's reading.)
+- ``voc12_val_minus_sbd_train``: VOC 2012 val minus every SBD train image, with
+  VOC masks. (REFERENCE.md's reading: "validate on VOC2012 val minus SBD-train".)
+- ``seed_train``: SBD train + VOC train, VOC masks where they exist, and
+  ``seed_val``: VOC 2012 val minus ``seed_train``, which is the same list as
+  ``voc12_val_minus_sbd_train`` (VOC train and val are disjoint); the former
+  reading of "train on SBD (train_aug style)".
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ from bench.data.base import (
     LabelMap,
     Sample,
 )
+from bench.errors import DatasetError
 
 VOC_FOLDER = Path("VOCdevkit", "VOC2012")
 SBD_FOLDER = Path("SBD")
@@ -90,13 +105,19 @@ INFO = DatasetInfo(
 
 LABEL_MAP = LabelMap.identity(21)
 
+SEG11VALID = "seg11valid"
+"""Split name and list-file stem of FCN's VOC2011 val minus SBD train."""
+
 OBTAIN = (
     "Pascal VOC 2012: download VOCtrainval_11-May-2012.tar from "
     "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ and extract it in ROOT "
     "(gives ROOT/VOCdevkit/VOC2012).\n"
     "SBD: download benchmark.tgz from "
     "http://home.bharathh.info/pubs/codes/SBD/download.html, extract it and move "
-    "benchmark_RELEASE/dataset to ROOT/SBD (so that ROOT/SBD/cls/*.mat exists)."
+    "benchmark_RELEASE/dataset to ROOT/SBD (so that ROOT/SBD/cls/*.mat exists).\n"
+    "seg11valid (VOC2011 val minus SBD train, 736 ids; only for that split): download "
+    "data/pascal/seg11valid.txt from https://github.com/shelhamer/fcn.berkeleyvision.org "
+    f"and save it as ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/{SEG11VALID}.txt."
 )
 
 
@@ -121,6 +142,7 @@ def _sbd_ids(root: Path, split: str) -> list[str]:
 
 
 def _pairs(root: Path, ids: set[str], voc_annotated: set[str]) -> list[Sample]:
+    """Sorted (image, label) paths: VOC files for ``voc_annotated`` ids, SBD ones otherwise."""
     voc, sbd = root / VOC_FOLDER, root / SBD_FOLDER
     samples = []
     for image_id in sorted(ids):
@@ -136,13 +158,31 @@ def _pairs(root: Path, ids: set[str], voc_annotated: set[str]) -> list[Sample]:
     return samples
 
 
+def _seg11valid(root: Path) -> list[Sample]:
+    ids = set(_voc_ids(root, SEG11VALID))
+    overlap = sorted(ids & set(_sbd_ids(root, "train")))
+    if overlap:
+        raise DatasetError(
+            f"voc_sbd: {root / VOC_FOLDER / 'ImageSets' / 'Segmentation'}/{SEG11VALID}.txt lists "
+            f"{len(overlap)} SBD train image(s) (e.g. {overlap[0]}); seg11valid is VOC2011 val "
+            "minus SBD train, so this is not FCN's seg11valid.txt"
+        )
+    return _pairs(root, ids, ids)
+
+
 def list_samples(root: Path, split: str) -> list[Sample]:
     """(image, label) paths of a split, sorted by image id."""
+    if split == "sbd_train":
+        return _pairs(root, set(_sbd_ids(root, "train")), set())
+    if split == SEG11VALID:
+        return _seg11valid(root)
     voc_val = set(_voc_ids(root, "val"))
     if split == "val":
         return _pairs(root, voc_val, voc_val)
-    voc_train = set(_voc_ids(root, "train"))
     sbd_train = set(_sbd_ids(root, "train"))
+    if split == "voc12_val_minus_sbd_train":
+        return _pairs(root, voc_val - sbd_train, voc_val)
+    voc_train = set(_voc_ids(root, "train"))
     voc_annotated = voc_train | voc_val
     if split == "train_aug":
         sbd_val = set(_sbd_ids(root, "val"))
@@ -156,9 +196,18 @@ def list_samples(root: Path, split: str) -> list[Sample]:
 DEFINITION = DatasetDef(
     info=INFO,
     label_map=LABEL_MAP,
-    splits=("train_aug", "val", "seed_train", "seed_val"),
+    splits=(
+        "train_aug",
+        "val",
+        "sbd_train",
+        "seg11valid",
+        "voc12_val_minus_sbd_train",
+        "seed_train",
+        "seed_val",
+    ),
     check_splits=("train_aug", "val"),
-    expected_counts={"train_aug": 10582, "val": 1449},
+    optional_splits=("seg11valid",),
+    expected_counts={"train_aug": 10582, "val": 1449, "sbd_train": 8498, "seg11valid": 736},
     obtain=OBTAIN,
     list_samples=list_samples,
 )
