@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -260,8 +260,17 @@ PAPER = Paper(
 )
 
 
+def _register(name: str, config: LiteSegConfig, **facts: Any) -> None:
+    """Register a variant; its metadata gets this paper and its encoder's ImageNet weights."""
+    imagenet = ENCODERS[config.encoder].imagenet
+    register_model(name, LiteSeg, config, ModelMeta(paper=PAPER, imagenet=imagenet, **facts))
+
+
+_TRAINING = "ImageNet-pretrained encoder, Cityscapes coarse then fine, 100 epochs (train.py)"
+
+
 def _cityscapes_test(
-    miou: float, fps: float, gflops: float, params_m: float, *, fps_full: float, training: str = ""
+    *, miou: float, fps: float, gflops: float, params_m: float, fps_full: float, training: str = ""
 ) -> tuple[PaperResult]:
     """The paper's one result per encoder: Cityscapes test, speed on a GTX 1080Ti."""
     return (
@@ -277,8 +286,7 @@ def _cityscapes_test(
             "calls with CUDA synchronisation, FPS = 200 / total; GFLOPs from the authors' own "
             "counter at 512x1024 (conv multiply-adds + BN, ReLU, pooling; not comparable with "
             "fvcore's)",
-            training="ImageNet-pretrained encoder, Cityscapes coarse then fine, 100 epochs "
-            "(official train.py)" + training,
+            training=f"{_TRAINING}; {training}" if training else _TRAINING,
             gflops=gflops,
             params_m=params_m,
             note=f"{fps_full:g} FPS at 1024x2048",
@@ -286,71 +294,58 @@ def _cityscapes_test(
     )
 
 
-register_model(
+_register(
     "liteseg_mobilenetv2",
-    LiteSeg,
     LITESEG_MOBILENETV2,
-    ModelMeta(
-        display_name="LiteSeg-MobileNetV2",
-        description="MobileNetV2 encoder (OS 32), DASPP, raw 24-ch low-level feature at stride 4",
-        paper=PAPER,
-        params=ParamCounts(
-            train=4_382_707, inference=3_101_707, official=True, not_ported=1280 * 1000 + 1000
-        ),
-        gmacs=Gmacs(4.305),
-        results=_cityscapes_test(67.81, 161, 4.9, 4.38, fps_full=22),
-        converter=OfficialLayout(
-            unused_keys=("mobile_features.classifier.1.weight", "mobile_features.classifier.1.bias")
-        ),
-        imagenet=ENCODERS["mobilenetv2"].imagenet,
+    display_name="LiteSeg-MobileNetV2",
+    description="MobileNetV2 encoder (OS 32), DASPP, raw 24-ch low-level feature at stride 4",
+    params=ParamCounts(
+        train=4_382_707, inference=3_101_707, official=True, not_ported=1280 * 1000 + 1000
+    ),
+    gmacs=Gmacs(4.305),
+    results=_cityscapes_test(miou=67.81, fps=161, gflops=4.9, params_m=4.38, fps_full=22),
+    converter=OfficialLayout(
+        unused_keys=("mobile_features.classifier.1.weight", "mobile_features.classifier.1.bias")
     ),
 )
-register_model(
+_register(
     "liteseg_shufflenet",
-    LiteSeg,
     LITESEG_SHUFFLENET,
-    ModelMeta(
-        display_name="LiteSeg-ShuffleNet",
-        description="ShuffleNet v1 g=8 encoder (OS 32), DASPP, low-level 384 -> 48 ch at stride 8",
-        paper=PAPER,
-        params=ParamCounts(
-            train=3_508_451, inference=1_971_451, official=True, not_ported=1536 * 1000 + 1000
-        ),
-        gmacs=Gmacs(2.245),
-        results=_cityscapes_test(65.17, 133, 2.75, 3.51, fps_full=31),
-        converter=OfficialLayout(
-            unused_keys=("shuffle_features.module.fc.weight", "shuffle_features.module.fc.bias"),
-            renamed_prefix=("shuffle_features.module.", "shuffle_features."),
-        ),
+    display_name="LiteSeg-ShuffleNet",
+    description="ShuffleNet v1 g=8 encoder (OS 32), DASPP, low-level 384 -> 48 ch at stride 8",
+    params=ParamCounts(
+        train=3_508_451, inference=1_971_451, official=True, not_ported=1536 * 1000 + 1000
+    ),
+    gmacs=Gmacs(2.245),
+    results=_cityscapes_test(miou=65.17, fps=133, gflops=2.75, params_m=3.51, fps_full=31),
+    converter=OfficialLayout(
+        unused_keys=("shuffle_features.module.fc.weight", "shuffle_features.module.fc.bias"),
+        renamed_prefix=("shuffle_features.module.", "shuffle_features."),
     ),
 )
-register_model(
+_register(
     "liteseg_darknet19",
-    LiteSeg,
     LITESEG_DARKNET19,
-    ModelMeta(
-        display_name="LiteSeg-DarkNet19",
-        description="DarkNet19 encoder (OS 16, dilated), DASPP, low-level 128 -> 32 ch at stride 4",
-        paper=PAPER,
-        params=ParamCounts(train=20_545_459, inference=20_545_459, official=True),
-        gmacs=Gmacs(57.130),
-        results=_cityscapes_test(
-            70.75, 98, 103.09, 20.55, fps_full=15, training="; lr 1e-8, 10x below the others"
-        ),
-        converter=OfficialLayout(),
+    display_name="LiteSeg-DarkNet19",
+    description="DarkNet19 encoder (OS 16, dilated), DASPP, low-level 128 -> 32 ch at stride 4",
+    params=ParamCounts(train=20_545_459, inference=20_545_459, official=True),
+    gmacs=Gmacs(57.130),
+    results=_cityscapes_test(
+        miou=70.75,
+        fps=98,
+        gflops=103.09,
+        params_m=20.55,
+        fps_full=15,
+        training="lr 1e-8, 10x below the other encoders",
     ),
+    converter=OfficialLayout(),
 )
-register_model(
+_register(
     "liteseg_stdc1",
-    LiteSeg,
     LITESEG_STDC1,
-    ModelMeta(
-        display_name="LiteSeg decoder on STDC1",
-        description="LiteSeg's decoder (DASPP, short and long residuals) on PP-LiteSeg's STDC1 "
-        "encoder, low-level stride-8 feature 256 -> 48 ch",
-        paper=PAPER,
-        params=ParamCounts(train=6_056_419, inference=6_056_419, official=False),
-        gmacs=Gmacs(8.494),
-        imagenet=ENCODERS["stdc1"].imagenet,
-    ),
+    display_name="LiteSeg decoder on STDC1",
+    description="LiteSeg's decoder (DASPP, short and long residuals) on PP-LiteSeg's STDC1 "
+    "encoder, low-level stride-8 feature 256 -> 48 ch",
+    params=ParamCounts(train=6_056_419, inference=6_056_419, official=False),
+    gmacs=Gmacs(8.494),
 )

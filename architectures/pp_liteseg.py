@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -310,6 +310,12 @@ _SPEED = {
 }
 
 
+def _register(name: str, config: PPLiteSegConfig, **facts: Any) -> None:
+    """Register a variant; its metadata gets this paper and its encoder's ImageNet weights."""
+    imagenet = ENCODERS[config.encoder].imagenet
+    register_model(name, PPLiteSeg, config, ModelMeta(paper=PAPER, imagenet=imagenet, **facts))
+
+
 def _paper_results(
     variant: str,
     encoder: str,
@@ -355,71 +361,56 @@ def _paper_results(
     return tuple(results)
 
 
-register_model(
+_register(
     "pp_liteseg_t",
-    PPLiteSeg,
     PP_LITESEG_T,
-    ModelMeta(
-        display_name="PP-LiteSeg-T",
-        description="STDC1 encoder, SPPM, three spatial-attention UAFMs, decoder (32, 64, 128)",
-        paper=PAPER,
-        params=ParamCounts(train=8_141_600, inference=8_028_320, official=True),
-        gmacs=Gmacs(11.421),
-        results=_paper_results(
-            "PP-LiteSeg-T",
-            "STDC1",
-            cityscapes_val=(73.1, 76.0),
-            cityscapes_test=(72.0, 74.9),
-            cityscapes_fps=(273.6, 143.6),
-            camvid=(73.3, 222.3),
-        ),
-        converter=convert_official_pp_liteseg,
-        imagenet=ENCODERS["stdc1"].imagenet,
+    display_name="PP-LiteSeg-T",
+    description="STDC1 encoder, SPPM, three spatial-attention UAFMs, decoder (32, 64, 128)",
+    params=ParamCounts(train=8_141_600, inference=8_028_320, official=True),
+    gmacs=Gmacs(11.421),
+    results=_paper_results(
+        "PP-LiteSeg-T",
+        "STDC1",
+        cityscapes_val=(73.1, 76.0),
+        cityscapes_test=(72.0, 74.9),
+        cityscapes_fps=(273.6, 143.6),
+        camvid=(73.3, 222.3),
     ),
+    converter=convert_official_pp_liteseg,
 )
-register_model(
+_register(
     "pp_liteseg_b",
-    PPLiteSeg,
     PP_LITESEG_B,
-    ModelMeta(
-        display_name="PP-LiteSeg-B",
-        description="STDC2 encoder, SPPM, three spatial-attention UAFMs, decoder (64, 96, 128)",
-        paper=PAPER,
-        params=ParamCounts(train=12_366_464, inference=12_234_752, official=True),
-        gmacs=Gmacs(19.228),
-        results=(
-            *_paper_results(
-                "PP-LiteSeg-B",
-                "STDC2",
-                cityscapes_val=(75.3, 78.2),
-                cityscapes_test=(73.9, 77.5),
-                cityscapes_fps=(195.3, 102.6),
-                camvid=(75.0, 154.8),
-            ),
-            PaperResult(
-                key="voc-sbd-seed",
-                dataset="VOC2012 val minus SBD-train",
-                resolution=None,
-                miou=67.84,
-                training="ImageNet init, 121 epochs, batch 32, crop 320x320 (the seed's protocol)",
-                source="the seed's own result, not from the paper",
-            ),
+    display_name="PP-LiteSeg-B",
+    description="STDC2 encoder, SPPM, three spatial-attention UAFMs, decoder (64, 96, 128)",
+    params=ParamCounts(train=12_366_464, inference=12_234_752, official=True),
+    gmacs=Gmacs(19.228),
+    results=(
+        *_paper_results(
+            "PP-LiteSeg-B",
+            "STDC2",
+            cityscapes_val=(75.3, 78.2),
+            cityscapes_test=(73.9, 77.5),
+            cityscapes_fps=(195.3, 102.6),
+            camvid=(75.0, 154.8),
         ),
-        converter=convert_official_pp_liteseg,
-        imagenet=ENCODERS["stdc2"].imagenet,
+        PaperResult(
+            key="voc-sbd-seed",
+            dataset="VOC2012 val minus SBD-train",
+            resolution=None,
+            miou=67.84,
+            training="ImageNet init, 121 epochs, batch 32, crop 320x320 (the seed's protocol)",
+            source="the seed's own result, not from the paper",
+        ),
     ),
+    converter=convert_official_pp_liteseg,
 )
-register_model(
+_register(
     "pp_liteseg_mobilenetv2",
-    PPLiteSeg,
     PP_LITESEG_MOBILENETV2,
-    ModelMeta(
-        display_name="PP-LiteSeg decoder on MobileNetV2",
-        description="PP-LiteSeg-T's decoder (SPPM, three spatial UAFMs) on LiteSeg's "
-        "MobileNetV2 encoder, fusing its stride-8/16/32 features (32/96/1280 ch)",
-        paper=PAPER,
-        params=ParamCounts(train=4_832_128, inference=4_718_848, official=False),
-        gmacs=Gmacs(4.800),
-        imagenet=ENCODERS["mobilenetv2"].imagenet,
-    ),
+    display_name="PP-LiteSeg decoder on MobileNetV2",
+    description="PP-LiteSeg-T's decoder (SPPM, three spatial UAFMs) on LiteSeg's "
+    "MobileNetV2 encoder, fusing its stride-8/16/32 features (32/96/1280 ch)",
+    params=ParamCounts(train=4_832_128, inference=4_718_848, official=False),
+    gmacs=Gmacs(4.800),
 )

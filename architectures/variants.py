@@ -50,8 +50,8 @@ def override_defaults(config: VariantConfig) -> dict[str, Any]:
 
 def override_types(config: VariantConfig) -> dict[str, Any]:
     """The annotation of every override a variant accepts."""
-    types = field_types(type(config))
-    return {key: types[key] for key in config.OVERRIDES}
+    hints = field_types(type(config))
+    return {key: hints[key] for key in config.OVERRIDES}
 
 
 def describe(annotation: Any) -> str:
