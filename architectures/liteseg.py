@@ -141,8 +141,9 @@ class LiteSeg(nn.Module):
         self.config = config
         encoder = build_encoder(config.encoder)
         self.add_module(config.encoder_attribute, encoder)
-        channels = encoder.out_channels[max(encoder.out_channels)]
-        low_level_channels = encoder.out_channels[config.low_level_stride]
+        channels, low_level_channels = encoder.channels_at(
+            max(encoder.out_channels), config.low_level_stride
+        )
 
         deeper = config.context == "daspp"
         self.aspp1 = AtrousBranch(channels, _CHANNELS, _RATES[0], deeper)

@@ -226,14 +226,7 @@ class PPLiteSeg(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = build_encoder(config.encoder)
-        available = self.backbone.out_channels
-        missing = [stride for stride in config.feature_strides if stride not in available]
-        if missing:
-            raise ValueError(
-                f"encoder {config.encoder!r} has no feature at stride(s) {missing}; "
-                f"its strides: {sorted(available)}"
-            )
-        encoder_channels = [available[stride] for stride in config.feature_strides]
+        encoder_channels = self.backbone.channels_at(*config.feature_strides)
         if config.sppm:
             self.context: nn.Module = SPPM(
                 encoder_channels[-1],

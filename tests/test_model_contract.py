@@ -178,11 +178,10 @@ class ModelContract:
             torch.testing.assert_close(value, again[key], rtol=0, atol=0, msg=key)
         assert any(not torch.equal(value, other[key]) for key, value in first.items())
 
-    def test_imagenet_weights_belong_to_the_model_encoder(self, name):
-        imagenet = model_meta(name).imagenet
-        if imagenet is not None:
-            assert ENCODERS[imagenet.encoder].imagenet == imagenet
-            assert getattr(model_entry(name).config, "encoder", None) == imagenet.encoder
+    def test_imagenet_weights_are_those_of_the_model_encoder(self, name):
+        encoder = getattr(model_entry(name).config, "encoder", None)
+        expected = ENCODERS[encoder].imagenet if encoder in ENCODERS else None
+        assert model_meta(name).imagenet == expected
 
     @pytest.mark.slow
     def test_conv_gmacs_equal_the_metadata(self, name):
@@ -235,6 +234,13 @@ def test_encoder_returns_declared_features_by_stride(encoder):
         rows, columns = feature.shape[2:]
         assert height // stride <= rows <= math.ceil(height / stride), stride
         assert width // stride <= columns <= math.ceil(width / stride), stride
+
+
+def test_decoders_reject_a_stride_their_encoder_lacks():
+    encoder = ENCODERS["darknet19"].build()
+    assert encoder.channels_at(16, 4) == [1024, 128]
+    with pytest.raises(ValueError, match=r"DarkNet19 has no feature at stride\(s\) \[32\]"):
+        encoder.channels_at(8, 16, 32)
 
 
 # A model added with nothing but its module, its variant literal and its metadata.

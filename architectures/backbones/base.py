@@ -38,6 +38,20 @@ class Encoder(nn.Module):
         """The modules applied in turn to the images."""
         raise NotImplementedError
 
+    def channels_at(self, *strides: int) -> list[int]:
+        """The channels of the features at ``strides``, for a decoder picking them.
+
+        Raises:
+            ValueError: a stride has no feature (the message lists the encoder's strides).
+        """
+        missing = [stride for stride in strides if stride not in self.out_channels]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} has no feature at stride(s) {missing}; "
+                f"its strides: {list(self.out_channels)}"
+            )
+        return [self.out_channels[stride] for stride in strides]
+
     def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         stride_after = {end - 1: stride for stride, end in self.stage_ends.items()}
         features: dict[int, torch.Tensor] = {}

@@ -64,7 +64,8 @@ class DarkNet19(Encoder):
 
     Each feature is the output of the last conv before the next max pool: ``layers[:3]``
     (64 channels), ``[:7]`` (128), ``[:11]`` (256) and all 23 layers (1024, dilated). All convs
-    have stride 1 and the 2x2 pools floor, so sizes are ``floor(H / 2) ...``.
+    have stride 1 and the 2x2 pools floor, so sizes round down at every pool
+    (97 -> 48 -> 24 -> 12 -> 6).
     """
 
     def __init__(self) -> None:
