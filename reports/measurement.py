@@ -151,7 +151,8 @@ def paper_methods(suite: SuiteSpec) -> list[dict[str, str]]:
             "title": paper.title,
             "citation": paper.citation,
             "arxiv": paper.arxiv,
-            "speed": "; ".join(dict.fromkeys(r.speed_setup for r in results)) or "not stated",
+            "speed": "; ".join(dict.fromkeys(r.speed_setup for r in results if r.speed_setup))
+            or "not stated",
             "sizes": ", ".join(
                 dict.fromkeys(fmt.size(r.fps_resolution) for r in results if r.fps_resolution)
             ),

@@ -182,7 +182,7 @@ def _paddleseg_imagenet(variant: str) -> ImageNetWeights:
         encoder=variant,
         filename=archive,
         urls=(f"https://bj.bcebos.com/paddleseg/dygraph/{archive}",),
-        sha256=None,  # PaddleSeg publishes no checksum, and the file is not reachable here
+        sha256=None,  # unknown: the configs give none and the file is not reachable here
         member="model.pdparams",
         mean=HALF,
         std=HALF,
