@@ -6,25 +6,29 @@ arXiv 2204.02681 (2022). The structure follows the official PaddleSeg code
 figure: three UAFMs fuse the stride-32, -16 and -8 features top-down, and the spatial
 attention weight multiplies the LOW-level feature. Official checkpoints load with
 :func:`architectures.weights.load_official`.
+
+Each variant is a :class:`PPLiteSegConfig` literal registered with its :class:`ModelMeta`
+at the end of this module; ``pp_liteseg_mobilenetv2`` puts the same decoder on LiteSeg's
+MobileNetV2 encoder (an experiment neither paper ran).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from architectures._registry import register_model
-from architectures.backbones.stdc import STDC_CONFIGS, STDCNet
+from architectures.backbones import ENCODERS, build_encoder
 from architectures.layers import ConvBNAct
-
-# The decoder consumes the encoder features at strides 8, 16 and 32 (indices in [x2..x32]).
-_DECODER_FEATURES = (2, 3, 4)
+from architectures.meta import Gmacs, ModelMeta, Paper, PaperResult, ParamCounts
+from architectures.pp_liteseg_weights import convert_official_pp_liteseg
+from architectures.variants import VariantConfig
 
 
 def _upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -80,21 +84,34 @@ class UAFM(nn.Module):
         return self.conv_out(self.fuse(x, y))
 
 
-class SpatialUAFM(UAFM):
+class _AttentionUAFM(UAFM):
+    """UAFM mixing ``x*alpha + y*(1-alpha)``, alpha = sigmoid(attention(statistics(x, y)))."""
+
+    attention: nn.Module
+
+    def statistics(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fuse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        alpha = torch.sigmoid(self.attention(self.statistics(x, y)))
+        return x * alpha + y * (1 - alpha)
+
+
+class SpatialUAFM(_AttentionUAFM):
     """UAFM with spatial attention (official ``UAFM_SpAtten``, the PP-LiteSeg default).
 
     alpha (N,1,H,W) comes from [mean_c(x), max_c(x), mean_c(y), max_c(y)] through
     ConvBNReLU 3x3 4->2, ConvBN 3x3 2->1 and a sigmoid; out = x*alpha + y*(1-alpha).
     The official module also holds a frozen ``_scale`` (always 1) in place of the 1;
-    it is not a parameter here (see :func:`architectures.weights.load_official`).
+    it is not a parameter here (see :mod:`architectures.pp_liteseg_weights`).
     """
 
     def __init__(self, low_channels: int, high_channels: int, out_channels: int) -> None:
         super().__init__(low_channels, high_channels, out_channels)
         self.attention = nn.Sequential(ConvBNAct(4, 2, 3), ConvBNAct(2, 1, 3, act=None))
 
-    def fuse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        stats = torch.cat(
+    def statistics(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
             [
                 x.mean(dim=1, keepdim=True),
                 x.amax(dim=1, keepdim=True),
@@ -103,11 +120,9 @@ class SpatialUAFM(UAFM):
             ],
             dim=1,
         )
-        alpha = torch.sigmoid(self.attention(stats))
-        return x * alpha + y * (1 - alpha)
 
 
-class ChannelUAFM(UAFM):
+class ChannelUAFM(_AttentionUAFM):
     """UAFM with channel attention (official ``UAFM_ChAtten``).
 
     alpha (N,C,1,1) comes from the global [avg(x), avg(y), max(x), max(y)] (4C channels, in
@@ -123,8 +138,8 @@ class ChannelUAFM(UAFM):
             ConvBNAct(hidden, high_channels, 1, act=None),
         )
 
-    def fuse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        stats = torch.cat(
+    def statistics(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
             [
                 x.mean(dim=(2, 3), keepdim=True),
                 y.mean(dim=(2, 3), keepdim=True),
@@ -133,10 +148,9 @@ class ChannelUAFM(UAFM):
             ],
             dim=1,
         )
-        alpha = torch.sigmoid(self.attention(stats))
-        return x * alpha + y * (1 - alpha)
 
 
+Fusion = Literal["spatial", "channel", "add"]
 FUSIONS: dict[str, type[UAFM]] = {"spatial": SpatialUAFM, "channel": ChannelUAFM, "add": UAFM}
 
 
@@ -152,20 +166,13 @@ class SegHead(nn.Module):
         return self.conv_out(self.conv(x))
 
 
-def _check_channels(name: str, value: object, length: int | None = None) -> None:
-    values = value if isinstance(value, tuple) else (value,)
-    if length is not None and (not isinstance(value, tuple) or len(value) != length):
-        raise ValueError(f"{name} must be a tuple of {length} ints, got {value!r}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"{name} must hold positive ints, got {value!r}")
-
-
 @dataclass(frozen=True)
-class PPLiteSegConfig:
+class PPLiteSegConfig(VariantConfig):
     """Everything that distinguishes one PP-LiteSeg variant or ablation from another.
 
     Args:
-        backbone: STDC encoder, ``"stdc1"`` or ``"stdc2"``.
+        encoder: a key of :data:`architectures.backbones.ENCODERS` with features at
+            ``feature_strides``, e.g. ``"stdc1"``.
         decoder_channels: UAFM output widths at strides (8, 16, 32), the official
             ``arm_out_chs``.
         head_channels: middle widths of the three SegHeads, the official ``seg_head_inter_chs``.
@@ -175,31 +182,19 @@ class PPLiteSegConfig:
         fusion: ``"spatial"`` (UAFM_SpAtten), ``"channel"`` (UAFM_ChAtten) or ``"add"``
             (base UAFM, no attention).
         bin_sizes: output sizes of the SPPM's pooling branches.
+        feature_strides: the encoder strides the three UAFMs fuse, finest first.
     """
 
-    backbone: str
+    encoder: str
     decoder_channels: tuple[int, int, int]
     head_channels: tuple[int, int, int]
     context_channels: int = 128
     sppm: bool = True
-    fusion: str = "spatial"
+    fusion: Fusion = "spatial"
     bin_sizes: tuple[int, ...] = (1, 2, 4)
+    feature_strides: tuple[int, int, int] = (8, 16, 32)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.backbone, str) or self.backbone not in STDC_CONFIGS:
-            raise ValueError(
-                f"unknown backbone {self.backbone!r}; valid: {', '.join(sorted(STDC_CONFIGS))}"
-            )
-        if not isinstance(self.fusion, str) or self.fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {self.fusion!r}; valid: {', '.join(sorted(FUSIONS))}")
-        if not isinstance(self.sppm, bool):
-            raise ValueError(f"sppm must be True or False, got {self.sppm!r}")
-        _check_channels("decoder_channels", self.decoder_channels, 3)
-        _check_channels("head_channels", self.head_channels, 3)
-        _check_channels("context_channels", self.context_channels)
-        _check_channels("bin_sizes", self.bin_sizes)
-        if not self.bin_sizes:
-            raise ValueError("bin_sizes must name at least one pooling size")
+    OVERRIDES = ("sppm", "fusion", "decoder_channels", "head_channels", "context_channels")
 
 
 class PPLiteSeg(nn.Module):
@@ -208,13 +203,16 @@ class PPLiteSeg(nn.Module):
     Paper: Peng et al., "PP-LiteSeg: A Superior Real-Time Semantic Segmentation Model",
     arXiv 2204.02681 (2022).
 
-    The context module runs on the stride-32 encoder feature; three UAFMs then fuse it
-    top-down with the stride-32, -16 and -8 features (``fusions`` is ordered x8, x16, x32 like
-    the official ``arm_list``). One SegHead per UAFM output; at eval only ``heads[0]`` runs.
-    Inputs of any size work (not only multiples of 32). BatchNorm uses PyTorch's
+    The context module runs on the deepest encoder feature used (stride 32); three UAFMs then
+    fuse it top-down with the stride-32, -16 and -8 features (``fusions`` is ordered x8, x16,
+    x32 like the official ``arm_list``). One SegHead per UAFM output; at eval only ``heads[0]``
+    runs. Inputs of any size work (not only multiples of 32). BatchNorm uses PyTorch's
     momentum 0.1 (Paddle's 0.9) and eps 1e-5; in training PyTorch updates the running variance
     with the unbiased batch variance, Paddle with the biased one (a factor n/(n-1) on the
     update, n = batch*H*W), so running statistics drift very slightly apart.
+
+    The paper's ablation baseline (constant 96-channel decoder, add fusion, no SPPM) is
+    ``decoder_channels=(96, 96, 96), fusion="add", sppm=False, context_channels=96``.
 
     Args:
         config: the variant, e.g. ``PP_LITESEG_T``.
@@ -226,11 +224,9 @@ class PPLiteSeg(nn.Module):
 
     def __init__(self, config: PPLiteSegConfig, *, num_classes: int) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         self.config = config
-        self.backbone = STDCNet(STDC_CONFIGS[config.backbone])
-        encoder_channels = [self.backbone.feature_channels[i] for i in _DECODER_FEATURES]
+        self.backbone = build_encoder(config.encoder)
+        encoder_channels = self.backbone.channels_at(*config.feature_strides)
         if config.sppm:
             self.context: nn.Module = SPPM(
                 encoder_channels[-1],
@@ -272,127 +268,142 @@ class PPLiteSeg(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         size = images.shape[-2:]
         features = self.backbone(images)
-        high = self.context(features[_DECODER_FEATURES[-1]])
+        strides = self.config.feature_strides
+        high = self.context(features[strides[-1]])
         decoded: list[torch.Tensor] = []
-        for index, fusion in zip(reversed(_DECODER_FEATURES), reversed(self.fusions), strict=True):
-            high = fusion(features[index], high)
+        for stride, fusion in zip(reversed(strides), reversed(self.fusions), strict=True):
+            high = fusion(features[stride], high)
             decoded.insert(0, high)
         if not self.training:
             return _upsample(self.heads[0](decoded[0]), size)
         return tuple(_upsample(head(x), size) for head, x in zip(self.heads, decoded, strict=True))
 
 
+# Variants: the official T and B (configs/pp_liteseg/pp_liteseg_stdc{1,2}_*.yml; B's widths
+# are PaddleSeg's PPLiteSeg class defaults) and T's decoder on LiteSeg's MobileNetV2 encoder.
 PP_LITESEG_T = PPLiteSegConfig(
-    backbone="stdc1",
-    decoder_channels=(32, 64, 128),
-    head_channels=(32, 64, 64),
-    context_channels=128,
+    encoder="stdc1", decoder_channels=(32, 64, 128), head_channels=(32, 64, 64)
 )
 PP_LITESEG_B = PPLiteSegConfig(
-    backbone="stdc2",
-    decoder_channels=(64, 96, 128),
-    head_channels=(64, 64, 64),
-    context_channels=128,
+    encoder="stdc2", decoder_channels=(64, 96, 128), head_channels=(64, 64, 64)
+)
+PP_LITESEG_MOBILENETV2 = PPLiteSegConfig(
+    encoder="mobilenetv2", decoder_channels=(32, 64, 128), head_channels=(32, 64, 64)
 )
 
+PAPER = Paper(
+    title="PP-LiteSeg",
+    citation="Peng et al., PP-LiteSeg: A Superior Real-Time Semantic Segmentation Model, 2022",
+    arxiv="2204.02681",
+    code="PaddlePaddle/PaddleSeg",
+)
+_SPEED = {
+    "hardware": "NVIDIA GTX 1080Ti",
+    "method": "ONNX -> TensorRT FP32 engine, batch 1, no host/device copies",
+}
 
-def _as_tuple(value: object) -> object:
-    # Lists (e.g. from TOML) become tuples; anything else is left for the config to reject.
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return tuple(value)
-    return value
+
+def _register(name: str, config: PPLiteSegConfig, **facts: Any) -> None:
+    """Register a variant; its metadata gets this paper and its encoder's ImageNet weights."""
+    imagenet = ENCODERS[config.encoder].imagenet
+    register_model(name, PPLiteSeg, config, ModelMeta(paper=PAPER, imagenet=imagenet, **facts))
 
 
-def _build(
-    config: PPLiteSegConfig,
-    num_classes: int,
+def _paper_results(
+    variant: str,
+    encoder: str,
     *,
-    sppm: bool,
-    fusion: str,
-    decoder_channels: Sequence[int],
-    head_channels: Sequence[int],
-    context_channels: int,
-) -> PPLiteSeg:
-    config = dataclasses.replace(
-        config,
-        sppm=sppm,
-        fusion=fusion,
-        decoder_channels=_as_tuple(decoder_channels),
-        head_channels=_as_tuple(head_channels),
-        context_channels=context_channels,
+    cityscapes_val: tuple[float, float],
+    cityscapes_test: tuple[float, float],
+    cityscapes_fps: tuple[float, float],
+    camvid: tuple[float, float],
+) -> tuple[PaperResult, ...]:
+    """The paper's results of one variant: Cityscapes at 512x1024 ("1") and 768x1536 ("2"),
+    val and test, and CamVid test at 960x720 (mIoU, FPS)."""
+    results = []
+    sizes = ((512, 1024), (768, 1536))
+    for index, (size, fps) in enumerate(zip(sizes, cityscapes_fps, strict=True)):
+        for split, mious in (("val", cityscapes_val), ("test", cityscapes_test)):
+            results.append(
+                PaperResult(
+                    key=f"cityscapes-{split}-{size[0]}x{size[1]}",
+                    dataset=f"Cityscapes {split}",
+                    resolution=size,
+                    miou=mious[index],
+                    fps=fps,
+                    fps_resolution=size,
+                    training=f"ImageNet-pretrained {encoder}, 160k iterations at batch 16 "
+                    "(PaddleSeg's Cityscapes config)",
+                    note=f"the paper's {variant}{index + 1}",
+                    **_SPEED,
+                )
+            )
+    results.append(
+        PaperResult(
+            key="camvid-test-960x720",
+            dataset="CamVid test",
+            resolution=(720, 960),
+            miou=camvid[0],
+            fps=camvid[1],
+            fps_resolution=(720, 960),
+            training=f"ImageNet-pretrained {encoder}, 10k iterations at batch 24 "
+            "(PaddleSeg's CamVid config)",
+            **_SPEED,
+        )
     )
-    return PPLiteSeg(config, num_classes=num_classes)
+    return tuple(results)
 
 
-@register_model
-def pp_liteseg_t(
-    *,
-    num_classes: int,
-    sppm: bool = PP_LITESEG_T.sppm,
-    fusion: str = PP_LITESEG_T.fusion,
-    decoder_channels: Sequence[int] = PP_LITESEG_T.decoder_channels,
-    head_channels: Sequence[int] = PP_LITESEG_T.head_channels,
-    context_channels: int = PP_LITESEG_T.context_channels,
-) -> PPLiteSeg:
-    """PP-LiteSeg-T: STDC1 encoder, decoder (32, 64, 128), heads (32, 64, 64).
-
-    Paper: Peng et al., "PP-LiteSeg: A Superior Real-Time Semantic Segmentation Model",
-    arXiv 2204.02681; official config ``configs/pp_liteseg/pp_liteseg_stdc1_*.yml``.
-    The paper's ablation baseline (constant 96-channel decoder, add fusion, no SPPM) is
-    ``decoder_channels=(96, 96, 96), fusion="add", sppm=False, context_channels=96``.
-
-    Args:
-        num_classes: number of output classes.
-        sppm: use the SPPM context module; ``False`` replaces it by a ConvBNReLU 1x1
-            (1024 -> ``context_channels``) so that all widths stay equal.
-        fusion: UAFM type: ``"spatial"`` (official default), ``"channel"`` or ``"add"``.
-        decoder_channels: UAFM output widths at strides (8, 16, 32).
-        head_channels: middle widths of the three SegHeads.
-        context_channels: output width of the context module.
-    """
-    return _build(
-        PP_LITESEG_T,
-        num_classes,
-        sppm=sppm,
-        fusion=fusion,
-        decoder_channels=decoder_channels,
-        head_channels=head_channels,
-        context_channels=context_channels,
-    )
-
-
-@register_model
-def pp_liteseg_b(
-    *,
-    num_classes: int,
-    sppm: bool = PP_LITESEG_B.sppm,
-    fusion: str = PP_LITESEG_B.fusion,
-    decoder_channels: Sequence[int] = PP_LITESEG_B.decoder_channels,
-    head_channels: Sequence[int] = PP_LITESEG_B.head_channels,
-    context_channels: int = PP_LITESEG_B.context_channels,
-) -> PPLiteSeg:
-    """PP-LiteSeg-B: STDC2 encoder, decoder (64, 96, 128), heads (64, 64, 64).
-
-    Paper: Peng et al., "PP-LiteSeg: A Superior Real-Time Semantic Segmentation Model",
-    arXiv 2204.02681; official config ``configs/pp_liteseg/pp_liteseg_stdc2_*.yml`` (its
-    widths are PaddleSeg's ``PPLiteSeg`` class defaults). The paper's ablation baseline is
-    ``decoder_channels=(96, 96, 96), fusion="add", sppm=False, context_channels=96``.
-
-    Args:
-        num_classes: number of output classes.
-        sppm: use the SPPM context module; ``False`` replaces it by a ConvBNReLU 1x1
-            (1024 -> ``context_channels``) so that all widths stay equal.
-        fusion: UAFM type: ``"spatial"`` (official default), ``"channel"`` or ``"add"``.
-        decoder_channels: UAFM output widths at strides (8, 16, 32).
-        head_channels: middle widths of the three SegHeads.
-        context_channels: output width of the context module.
-    """
-    return _build(
-        PP_LITESEG_B,
-        num_classes,
-        sppm=sppm,
-        fusion=fusion,
-        decoder_channels=decoder_channels,
-        head_channels=head_channels,
-        context_channels=context_channels,
-    )
+_register(
+    "pp_liteseg_t",
+    PP_LITESEG_T,
+    display_name="PP-LiteSeg-T",
+    description="STDC1 encoder, SPPM, three spatial-attention UAFMs, decoder (32, 64, 128)",
+    params=ParamCounts(train=8_141_600, inference=8_028_320, official=True),
+    gmacs=Gmacs(11.421),
+    results=_paper_results(
+        "PP-LiteSeg-T",
+        "STDC1",
+        cityscapes_val=(73.1, 76.0),
+        cityscapes_test=(72.0, 74.9),
+        cityscapes_fps=(273.6, 143.6),
+        camvid=(73.3, 222.3),
+    ),
+    converter=convert_official_pp_liteseg,
+)
+_register(
+    "pp_liteseg_b",
+    PP_LITESEG_B,
+    display_name="PP-LiteSeg-B",
+    description="STDC2 encoder, SPPM, three spatial-attention UAFMs, decoder (64, 96, 128)",
+    params=ParamCounts(train=12_366_464, inference=12_234_752, official=True),
+    gmacs=Gmacs(19.228),
+    results=(
+        *_paper_results(
+            "PP-LiteSeg-B",
+            "STDC2",
+            cityscapes_val=(75.3, 78.2),
+            cityscapes_test=(73.9, 77.5),
+            cityscapes_fps=(195.3, 102.6),
+            camvid=(75.0, 154.8),
+        ),
+        PaperResult(
+            key="voc-sbd-seed",
+            dataset="VOC2012 val minus SBD-train",
+            resolution=None,
+            miou=67.84,
+            training="ImageNet init, 121 epochs, batch 32, crop 320x320 (the seed's protocol)",
+            source="the seed's own result, not from the paper",
+        ),
+    ),
+    converter=convert_official_pp_liteseg,
+)
+_register(
+    "pp_liteseg_mobilenetv2",
+    PP_LITESEG_MOBILENETV2,
+    display_name="PP-LiteSeg decoder on MobileNetV2",
+    description="PP-LiteSeg-T's decoder (SPPM, three spatial UAFMs) on LiteSeg's "
+    "MobileNetV2 encoder, fusing its stride-8/16/32 features (32/96/1280 ch)",
+    params=ParamCounts(train=4_832_128, inference=4_718_848, official=False),
+    gmacs=Gmacs(4.800),
+)

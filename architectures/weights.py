@@ -1,11 +1,13 @@
-"""Official checkpoints into our models: PaddleSeg PP-LiteSeg, LiteSeg, ImageNet encoders.
+"""Official checkpoints into our models: reading them safely and loading them strictly.
 
 No Paddle is needed: a ``.pdparams`` file is a pickle of ``{name: numpy array}``, read here
 by an unpickler that admits only what numpy arrays and plain containers need, so a crafted
 file cannot run code. ``.pth`` files go through ``torch.load(..., weights_only=True)``.
-Loading is strict: every key of the model (or of its encoder, for ImageNet backbone files)
-must be filled with the right shape, and every key of the file must be used, except the ones
-listed here as intentionally unused.
+The key mappings live with what they map: each model's metadata names the converter of its
+full official checkpoints, each encoder converts its own ImageNet files. Loading is strict:
+every key of the model (or of its encoder, for ImageNet files) must be filled with the right
+shape, and every key of the file must be used, except the ones a converter returns as
+intentionally unused.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,36 +24,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from architectures._registry import create_model
+from architectures._registry import create_model, model_meta
+from architectures.backbones.base import Encoder
+from architectures.meta import ModelMeta
 
 logger = logging.getLogger(__name__)
 
 PADDLE_STRUCTURE_KEY = "StructuredToParameterName@@"
 """Bookkeeping entry that ``paddle.save`` adds to every state dict (layer names); dropped."""
 
-STDC_IMAGENET_UNUSED_PREFIXES = ("conv_last.", "fc.", "bn.", "linear.")
-"""Keys of ImageNet STDC files (``PP_STDCNet1/2``) outside ``features.*`` that are dropped.
-
-They belong to the ImageNet classifier of STDCNet (``conv_last`` 1x1 ConvBN, ``fc``, ``bn``,
-``linear``; see STDC-Seg's ``nets/stdcnet.py``), which segmentation never runs. PaddleSeg's
-own loader skips them the same way; any other key is an error.
-"""
-
-_SCALE_KEY = re.compile(r"^ppseg_head\.arm_list\.\d+\._scale$")
-
-# Official PaddleSeg key -> our key, applied in order. Containers first, then Paddle's leaf names.
-_PADDLE_RENAMES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^ppseg_head\.cm\."), "context."),
-    (re.compile(r"^ppseg_head\.arm_list\."), "fusions."),
-    (re.compile(r"^seg_heads\."), "heads."),
-    (re.compile(r"\.conv_xy_atten\."), ".attention."),
-    (re.compile(r"\.avd_layer\.0\."), ".avd_layer.conv."),
-    (re.compile(r"\.avd_layer\.1\."), ".avd_layer.bn."),
-    (re.compile(r"\._conv\."), ".conv."),
-    (re.compile(r"\._batch_norm\."), ".bn."),
-    (re.compile(r"\._mean$"), ".running_mean"),
-    (re.compile(r"\._variance$"), ".running_var"),
+PADDLE_LEAF_RENAMES: tuple[tuple[str, str], ...] = (
+    (r"\._conv\.", ".conv."),
+    (r"\._batch_norm\.", ".bn."),
+    (r"\._mean$", ".running_mean"),
+    (r"\._variance$", ".running_var"),
 )
+"""Paddle's leaf names -> PyTorch's (regex, replacement): PaddleSeg's ``layers.ConvBNReLU``
+names its children ``_conv``/``_batch_norm``, and Paddle's BN keeps ``_mean``/``_variance``."""
+
+
+def rename_key(key: str, renames: Sequence[tuple[str, str]]) -> str:
+    """Apply ``(regex, replacement)`` pairs to ``key`` in order."""
+    for pattern, replacement in renames:
+        key = re.sub(pattern, replacement, key)
+    return key
+
 
 # Globals a pickled {name: numpy array} may reference, and nothing else.
 _PICKLE_GLOBALS = frozenset(
@@ -170,74 +167,23 @@ def _check_exists(path: Path) -> None:
         raise FileNotFoundError(f"checkpoint {path} does not exist or is not a file")
 
 
-def _paddle_to_ours(key: str) -> str:
-    for pattern, replacement in _PADDLE_RENAMES:
-        key = pattern.sub(replacement, key)
-    return key
-
-
-def _is_stdc_imagenet(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    # ImageNet STDC files name the encoder's layers at top level: features.*, no model prefix.
-    return any(key.startswith("features.") for key in state_dict)
-
-
-def convert_official_pp_liteseg(
-    state_dict: Mapping[str, torch.Tensor],
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Rename a PaddleSeg PP-LiteSeg or ImageNet STDC state dict to our keys.
-
-    Full models (``backbone.*``, ``ppseg_head.*``, ``seg_heads.*``) map onto
-    :class:`architectures.pp_liteseg.PPLiteSeg`; ImageNet STDC files (``features.*``) map onto
-    its encoder (``backbone.features.*``), their classifier keys
-    (:data:`STDC_IMAGENET_UNUSED_PREFIXES`) being returned as unused.
-
-    UAFM_SpAtten's ``_scale`` (a frozen 1 standing in for the 1 of ``1 - alpha``, added to
-    PaddleSeg after the release) has no counterpart in our model: it is accepted only when
-    it is exactly 1 and then returned as unused.
-
-    Returns:
-        ``(converted, unused)``: the renamed tensors and the official keys dropped on purpose.
-
-    Raises:
-        WeightLoadError: a ``_scale`` entry differs from 1.
-    """
-    backbone_only = _is_stdc_imagenet(state_dict)
-    converted: dict[str, torch.Tensor] = {}
-    unused: list[str] = []
-    for key, value in state_dict.items():
-        if _SCALE_KEY.match(key):
-            if value.numel() != 1 or float(value.reshape(-1)[0]) != 1.0:
-                raise WeightLoadError(
-                    f"{key} is {value.tolist()}; our UAFM computes y*(1-alpha), which equals "
-                    "the official y*(_scale-alpha) only for _scale == 1"
-                )
-            unused.append(key)
-        elif backbone_only and key.startswith(STDC_IMAGENET_UNUSED_PREFIXES):
-            unused.append(key)
-        elif backbone_only:
-            converted["backbone." + _paddle_to_ours(key)] = value
-        else:
-            converted[_paddle_to_ours(key)] = value
-    return converted, unused
-
-
 def load_official(
     name: str, path: str | PathLike[str], *, num_classes: int = 19, **overrides: Any
 ) -> nn.Module:
     """Build ``name`` and fill it strictly from an official checkpoint.
 
-    Supported files:
+    Two kinds of file are accepted, chosen by what the model and its encoder know:
 
-    - ``pp_liteseg_*``: a PaddleSeg ``.pdparams`` of a full PP-LiteSeg model, or an ImageNet
-      STDC backbone (``features.*``, loaded into the encoder only; the rest of the model keeps
-      its initialisation). Read without Paddle (see :func:`read_pdparams`).
-    - ``liteseg_*``: the official LiteSeg release checkpoints, or torchvision's ImageNet
-      MobileNetV2 weights (encoder only), converted by
-      :mod:`architectures.liteseg_weights`.
+    - the ImageNet weights of the model's encoder (e.g. PaddleSeg's ``PP_STDCNet1/2``
+      ``features.*`` files for STDC, torchvision's ``mobilenet_v2`` for MobileNetV2), read by
+      the encoder's ``convert_imagenet`` whatever decoder the model puts on it, and loaded into
+      the encoder only (the rest of the model keeps its initialisation);
+    - a full official checkpoint of the model, mapped by its metadata's ``converter``
+      (PaddleSeg ``.pdparams`` of PP-LiteSeg, the LiteSeg release files).
 
-    ``.pdparams`` files go through the numpy-only unpickler, anything else through
-    ``torch.load(weights_only=True)``. The model is returned in training mode, like any
-    freshly built module: call ``.eval()`` for inference.
+    ``.pdparams`` files go through the numpy-only unpickler (:func:`read_pdparams`, no Paddle
+    needed), anything else through ``torch.load(weights_only=True)``. The model is returned in
+    training mode, like any freshly built module: call ``.eval()`` for inference.
 
     Args:
         name: a registered model name, e.g. ``"pp_liteseg_t"``.
@@ -248,33 +194,40 @@ def load_official(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        WeightLoadError: the file is not a readable checkpoint, or any key is missing,
-            unexpected or mis-shaped (the message lists them all).
+        WeightLoadError: the file is not a readable checkpoint, no official format is known
+            for the model, or any key is missing, unexpected or mis-shaped (the message lists
+            them all).
     """
     path = Path(path)
+    meta = model_meta(name)
     model = create_model(name, num_classes, **overrides)
     state_dict = read_pdparams(path) if path.suffix == ".pdparams" else read_pth(path)
-    if name.startswith("liteseg_"):
-        from architectures import liteseg_weights
-
-        if liteseg_weights.is_torchvision_mobilenet_v2(state_dict):
-            converted, unused = liteseg_weights.convert_torchvision_mobilenet_v2(state_dict)
-            scope = "mobile_features."
-        else:
-            converted, unused = liteseg_weights.convert_official_liteseg(state_dict, name)
-            scope = ""
-    elif name.startswith("pp_liteseg"):
-        try:
-            converted, unused = convert_official_pp_liteseg(state_dict)
-        except WeightLoadError as error:
-            raise WeightLoadError(f"{path}: {error}") from error
-        scope = "backbone." if _is_stdc_imagenet(state_dict) else ""
-    else:
-        raise WeightLoadError(f"no official checkpoint format is known for model {name!r}")
+    try:
+        converted, unused, scope = _convert(model, meta, state_dict, name)
+    except WeightLoadError as error:
+        raise WeightLoadError(f"{path}: {error}") from error
     if unused:
         logger.info("%s: %d official keys intentionally unused: %s", path, len(unused), unused)
     _load_strict(model, converted, scope=scope, source=f"{path} into {name}")
     return model
+
+
+def _convert(
+    model: nn.Module, meta: ModelMeta, state_dict: Mapping[str, torch.Tensor], name: str
+) -> tuple[dict[str, torch.Tensor], list[str], str]:
+    """``(converted, unused, scope)``: an encoder's ImageNet file first, else the model's own."""
+    for attribute, child in model.named_children():
+        if isinstance(child, Encoder):
+            imagenet = child.convert_imagenet(state_dict)
+            if imagenet is not None:
+                converted, unused = imagenet
+                scope = attribute + "."
+                return {scope + key: value for key, value in converted.items()}, unused, scope
+    if meta.converter is None:
+        hint = f"; it takes ImageNet weights: {meta.imagenet.name}" if meta.imagenet else ""
+        raise WeightLoadError(f"no official checkpoint format is known for model {name!r}{hint}")
+    converted, unused = meta.converter(state_dict)
+    return converted, unused, ""
 
 
 def _load_strict(

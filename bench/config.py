@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from architectures import UnknownModelError, model_meta
+from architectures.meta import UnknownResultError
 from bench.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -305,17 +307,6 @@ class ModelSpec(_Frozen):
     pretrained: str | None = None
 
 
-class PaperResult(_Frozen):
-    """A number printed in a paper, with how it was obtained."""
-
-    miou: float | None = None
-    fps: float | None = None
-    gflops: float | None = None
-    params_m: float | None = None
-    dataset: str = ""
-    note: str = ""
-
-
 class Expected(_Frozen):
     """An mIoU (percent) this suite should reach, within a tolerance."""
 
@@ -336,7 +327,9 @@ class VariantSpec(_Frozen):
     group: str = "main"
     reference: str | None = Field(None, description="variant an ablation is compared with")
     description: str = ""
-    paper: PaperResult | None = None
+    paper: str | None = Field(
+        None, description="key of a paper result in the model's metadata (architectures.meta)"
+    )
     expected: Expected | None = None
     recipe: str | None = Field(
         None, description="official recipe the variant follows (experiments/recipes/NAME.toml)"
@@ -345,9 +338,20 @@ class VariantSpec(_Frozen):
         {}, description="recipe item -> why this variant departs from the official value"
     )
 
+    @model_validator(mode="after")
+    def _paper_result_exists(self) -> VariantSpec:
+        if self.paper is not None:
+            try:
+                model_meta(self.model).result(self.paper)
+            except (UnknownModelError, UnknownResultError) as error:
+                raise ValueError(
+                    f"variant {self.name!r}: paper = {self.paper!r}: {error}"
+                ) from None
+        return self
+
 
 class SuiteSpec(_Frozen):
-    """A whole experiment file: protocol, variants, seeds and paper numbers."""
+    """A whole experiment file: protocol, variants, seeds and references to paper results."""
 
     name: str
     description: str = ""

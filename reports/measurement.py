@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from architectures import model_meta
+from architectures.meta import Paper, PaperResult
 from bench.config import SuiteSpec
 from bench.results import RunRecord
 from reports import formatting as fmt
@@ -173,6 +175,30 @@ def protocol_facts(suite: SuiteSpec) -> dict[str, str]:
     }
 
 
+def paper_methods(suite: SuiteSpec) -> list[dict[str, str]]:
+    """How the papers measured the speeds the suite quotes, read from the models' metadata."""
+    by_paper: dict[Paper, list[PaperResult]] = {}
+    for variant in suite.variants:
+        if variant.paper is not None:
+            meta = model_meta(variant.model)
+            result = meta.result(variant.paper)
+            if result.fps is not None:
+                by_paper.setdefault(meta.paper, []).append(result)
+    return [
+        {
+            "title": paper.title,
+            "citation": paper.citation,
+            "arxiv": paper.arxiv,
+            "speed": "; ".join(dict.fromkeys(r.speed_setup for r in results if r.speed_setup))
+            or "not stated",
+            "sizes": ", ".join(
+                dict.fromkeys(fmt.size(r.fps_resolution) for r in results if r.fps_resolution)
+            ),
+        }
+        for paper, results in by_paper.items()
+    ]
+
+
 def measurement(suite: SuiteSpec, records: Sequence[RunRecord]) -> dict[str, Any]:
     """All data of the "how it was measured" section."""
     return {
@@ -184,5 +210,6 @@ def measurement(suite: SuiteSpec, records: Sequence[RunRecord]) -> dict[str, Any
         "latency_settings": latency_settings(records),
         "protocol": protocol_facts(suite),
         "protocol_note": suite.protocol_note,
+        "papers": paper_methods(suite),
         "uncosted_runs": str(sum(r.cost is None for r in records)),
     }

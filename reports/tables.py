@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.config import Expected, PaperResult, SuiteSpec
+from architectures import model_meta
+from architectures.meta import PaperResult
+from bench.config import Expected, SuiteSpec, VariantSpec
 from reports import formatting as fmt
 from reports.summary import (
     ENTRY_STATUSES,
@@ -82,17 +84,29 @@ def latency_cell(latency: LatencySummary) -> dict[str, str]:
     }
 
 
+def paper_result(spec: VariantSpec) -> PaperResult | None:
+    """The paper result a variant refers to, read from its model's metadata."""
+    return None if spec.paper is None else model_meta(spec.model).result(spec.paper)
+
+
 def paper_cell(paper: PaperResult | None) -> dict[str, str] | None:
-    """The paper's numbers for a variant with the dataset and protocol note."""
+    """The paper's numbers for a variant with the dataset, how they were measured and trained."""
     if paper is None:
         return None
+    dataset = paper.dataset
+    if paper.resolution is not None:
+        dataset += f", {fmt.size(paper.resolution)}"
+    fps = fmt.fps(paper.fps)
+    if paper.fps is not None and paper.fps_resolution is not None:
+        fps += f" at {fmt.size(paper.fps_resolution)}"
+    notes = (paper.speed_setup, paper.training, paper.source, paper.note)
     return {
         "miou": fmt.percent(paper.miou),
-        "fps": fmt.fps(paper.fps),
+        "fps": fps,
         "gflops": fmt.gflops(paper.gflops),
         "params": fmt.DASH if paper.params_m is None else f"{paper.params_m:.2f} M",
-        "dataset": paper.dataset,
-        "note": paper.note,
+        "dataset": dataset,
+        "note": "; ".join(note for note in notes if note),
     }
 
 
@@ -120,7 +134,7 @@ def seeds_text(stat: SeedStat | None) -> str:
 def main_row(summary: VariantSummary) -> dict[str, Any]:
     """One row of the main table (a variant aggregated over its seeds)."""
     spec = summary.spec
-    paper = spec.paper
+    paper = paper_result(spec)
     delta = None
     if paper is not None and paper.miou is not None and summary.miou is not None:
         delta = summary.miou.mean - paper.miou

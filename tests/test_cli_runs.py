@@ -152,7 +152,7 @@ def _assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> 
             ["variant 'only'", "unknown model 'pp_liteseg_x'", "valid names"],
         ),
         ({"overrides": "{ spp = false }"}, ["variant 'only'", "['spp']", "accepted"]),
-        ({"overrides": '{ fusion = "bogus" }'}, ["variant 'only'", "unknown fusion 'bogus'"]),
+        ({"overrides": '{ fusion = "bogus" }'}, ["variant 'only'", "fusion='bogus' is not valid"]),
         ({"dataset": "camvid"}, ["camvid", "does not exist"]),
     ],
 )

@@ -2,7 +2,9 @@
 
 import pytest
 
+from architectures import model_meta
 from bench.config import (
+    available_suites,
     load_suite,
     parse_assignments,
     resolve_runs,
@@ -128,3 +130,22 @@ def test_preset_applies_between_protocol_and_variant_set(tmp_path):
     missing = text.replace('preset = "slow"\nset', 'preset = "fast"\nset')
     with pytest.raises(ConfigError, match="preset 'fast' is not defined"):
         load_suite(_write(tmp_path, missing))
+
+
+def test_paper_key_must_name_a_result_of_the_model(tmp_path):
+    text = SUITE.replace('model = "pp_liteseg_t"\n', 'model = "pp_liteseg_t"\npaper = "KEY"\n', 1)
+    suite = load_suite(_write(tmp_path, text.replace("KEY", "camvid-test-960x720")))
+    assert suite.variants[0].paper == "camvid-test-960x720"
+    path = _write(tmp_path, text.replace("KEY", "camvid-val"))
+    with pytest.raises(ConfigError) as error:
+        load_suite(path)
+    message = str(error.value)
+    assert str(path) in message and "variant 'base': paper = 'camvid-val'" in message
+    assert "valid keys: cityscapes-val-512x1024, " in message and "camvid-test-960x720" in message
+
+
+def test_every_shipped_suite_loads_with_its_paper_keys():
+    for name in available_suites():
+        for variant in load_suite(name).variants:
+            if variant.paper is not None:
+                assert model_meta(variant.model).result(variant.paper).miou > 0

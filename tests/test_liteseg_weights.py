@@ -1,4 +1,4 @@
-"""LiteSeg converters: official checkpoint layout and torchvision's MobileNetV2."""
+"""LiteSeg's official checkpoint layouts and torchvision's MobileNetV2, by model and encoder."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import pytest
 import torch
 import torchvision
 
-from architectures import create_model
-from architectures.liteseg_weights import (
-    OFFICIAL_UNUSED_KEYS,
-    convert_official_liteseg,
-    convert_torchvision_mobilenet_v2,
-    is_torchvision_mobilenet_v2,
-)
+from architectures import create_model, model_meta
+from architectures.backbones.mobilenetv2 import MobileNetV2
+from architectures.weights import load_official
+
+
+def convert_official(name: str, state_dict: dict) -> tuple[dict, list]:
+    """The official-checkpoint converter that the model's metadata names."""
+    return model_meta(name).converter(state_dict)
+
 
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -66,12 +68,26 @@ def test_official_mobilenet_keys_convert_onto_exactly_ours():
     assert len(keys) == len(set(keys)) == 392
     model = create_model("liteseg_mobilenetv2", num_classes=19)
     ours = model.state_dict()
-    converted, unused = convert_official_liteseg(
-        _official_state_dict(ours, keys), "liteseg_mobilenetv2"
-    )
-    assert unused == list(OFFICIAL_UNUSED_KEYS["liteseg_mobilenetv2"])
+    converted, unused = convert_official("liteseg_mobilenetv2", _official_state_dict(ours, keys))
+    assert unused == ["mobile_features.classifier.1.weight", "mobile_features.classifier.1.bias"]
     assert sorted(converted) == sorted(ours)
     model.load_state_dict(converted, strict=True)
+
+
+def test_official_checkpoint_file_loads_strictly(tmp_path):
+    torch.manual_seed(2)
+    source = create_model("liteseg_mobilenetv2", num_classes=19)
+    official = _official_state_dict(source.state_dict(), official_mobilenet_keys())
+    official["mobile_features.classifier.1.weight"] = torch.zeros(1000, 1280)
+    path = tmp_path / "liteseg-mobilenet-cityscapes.pth"
+    torch.save({"state_dict": official}, path)
+    loaded = load_official("liteseg_mobilenetv2", path)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    del official["aspp1.bn.running_mean"]
+    torch.save(official, path)
+    with pytest.raises(ValueError, match=r"1 missing: aspp1\.bn\.running_mean"):
+        load_official("liteseg_mobilenetv2", path)
 
 
 def test_official_shufflenet_dataparallel_prefix_is_stripped():
@@ -89,7 +105,7 @@ def test_official_shufflenet_dataparallel_prefix_is_stripped():
         "shuffle_features.module.stage2.ShuffleUnit_Stage2_0.g_conv_1x1_compress.conv1x1.bias"
         in official
     )
-    converted, unused = convert_official_liteseg(official, "liteseg_shufflenet")
+    converted, unused = convert_official("liteseg_shufflenet", official)
     assert unused == ["shuffle_features.module.fc.weight", "shuffle_features.module.fc.bias"]
     model.load_state_dict(converted, strict=True)
 
@@ -101,7 +117,7 @@ def test_official_darknet_keys_are_ours():
     assert ours["resnet_features.layers.1_convbatch.layers.0.weight"].shape == (32, 3, 3, 3)
     assert ours["resnet_features.layers.23_convbatch.layers.1.running_var"].shape == (1024,)
     assert ours["conv2.pointwise.weight"].shape == (32, 128, 1, 1)
-    converted, unused = convert_official_liteseg(ours, "liteseg_darknet19")
+    converted, unused = convert_official("liteseg_darknet19", ours)
     assert unused == []
     assert list(converted) == list(ours)
 
@@ -110,16 +126,11 @@ def test_unknown_keys_are_surfaced_not_dropped():
     model = create_model("liteseg_mobilenetv2", num_classes=19)
     official = dict(model.state_dict())
     official["decoder.extra.weight"] = torch.zeros(1)
-    converted, unused = convert_official_liteseg(official, "liteseg_mobilenetv2")
+    converted, unused = convert_official("liteseg_mobilenetv2", official)
     assert "decoder.extra.weight" in converted
     assert unused == []
     with pytest.raises(RuntimeError, match=r"decoder\.extra\.weight"):
         model.load_state_dict(converted, strict=True)
-
-
-def test_unknown_model_name_raises():
-    with pytest.raises(ValueError, match="liteseg_mobilenetv2"):
-        convert_official_liteseg({}, "pp_liteseg_t")
 
 
 def _random_torchvision_mobilenet_v2() -> torch.nn.Module:
@@ -137,35 +148,46 @@ def _random_torchvision_mobilenet_v2() -> torch.nn.Module:
 
 def test_torchvision_mobilenet_v2_converts_onto_our_encoder():
     reference = _random_torchvision_mobilenet_v2()
-    model = create_model("liteseg_mobilenetv2", num_classes=19).eval()
-    ours = model.state_dict()
-    assert is_torchvision_mobilenet_v2(reference.state_dict())
-    assert not is_torchvision_mobilenet_v2(ours)
+    encoder = MobileNetV2().eval()
+    assert MobileNetV2.convert_imagenet(encoder.state_dict()) is None  # the official port's layout
 
-    converted, unused = convert_torchvision_mobilenet_v2(reference.state_dict())
+    converted, unused = MobileNetV2.convert_imagenet(reference.state_dict())
     assert unused == ["classifier.1.weight", "classifier.1.bias"]
-    encoder_keys = {key for key in ours if key.startswith("mobile_features.")}
-    assert set(converted) == encoder_keys
-    assert all(converted[key].shape == ours[key].shape for key in converted)
-    assert converted["mobile_features.features.1.conv.3.weight"].shape == (16, 32, 1, 1)
-    assert converted["mobile_features.features.2.conv.7.running_var"].shape == (24,)
-
-    incompatible = model.load_state_dict(converted, strict=False)
-    assert incompatible.unexpected_keys == []
-    assert not any(key.startswith("mobile_features.") for key in incompatible.missing_keys)
+    assert converted["features.1.conv.3.weight"].shape == (16, 32, 1, 1)
+    assert converted["features.2.conv.7.running_var"].shape == (24,)
+    encoder.load_state_dict(converted, strict=True)
 
     images = torch.randn(1, 3, 97, 131)
     with torch.no_grad():
-        expected = reference.features(images)
-        features, low_level = model.mobile_features(images)
-        expected_low_level = reference.features[:4](images)
-    assert features.shape == expected.shape == (1, 1280, 4, 5)
-    torch.testing.assert_close(features, expected)
-    torch.testing.assert_close(low_level, expected_low_level)
+        features = encoder(images)
+        for stride, end in encoder.stage_ends.items():
+            torch.testing.assert_close(features[stride], reference.features[:end](images))
+    assert features[32].shape == (1, 1280, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("name", "encoder"),
+    [("liteseg_mobilenetv2", "mobile_features"), ("pp_liteseg_mobilenetv2", "backbone")],
+)
+def test_torchvision_file_initialises_the_encoder_of_any_model_on_it(tmp_path, name, encoder):
+    """ImageNet weights are read by the encoder, whatever decoder the model puts on it."""
+    reference = _random_torchvision_mobilenet_v2()
+    path = tmp_path / "mobilenet_v2-b0353104.pth"
+    torch.save(reference.state_dict(), path)
+    torch.manual_seed(5)
+    fresh = create_model(name, 19).state_dict()
+    torch.manual_seed(5)
+    model = load_official(name, path).eval()
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(getattr(model, encoder)(images)[32], reference.features(images))
+    for key, value in model.state_dict().items():
+        if not key.startswith(encoder + "."):
+            torch.testing.assert_close(value, fresh[key], rtol=0, atol=0, msg=key)
 
 
 def test_torchvision_unknown_keys_pass_through():
     state_dict = dict(_random_torchvision_mobilenet_v2().state_dict())
     state_dict["features.1.conv.5.weight"] = torch.zeros(1)
-    converted, _ = convert_torchvision_mobilenet_v2(state_dict)
+    converted, _ = MobileNetV2.convert_imagenet(state_dict)
     assert "features.1.conv.5.weight" in converted

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from bench.config import Expected, PaperResult, ProtocolSpec, SuiteSpec, VariantSpec
+from architectures import model_meta
+from bench.config import Expected, ProtocolSpec, SuiteSpec, VariantSpec
 from bench.layout import SuiteLayout
 from bench.results import (
     Cost,
@@ -39,7 +40,6 @@ from reports.tables import expected_cell, timing_verdict
 CLASSES = ["road", "sky", "car", "tree"]
 PALETTE = [(128, 64, 128), (70, 130, 180), (0, 0, 142), (107, 142, 35)]
 XSS_VARIANT = "<script>alert(1)</script>"
-NASTY_NOTE = 'TensorRT FP32 & 1080Ti <fast> "engine"'
 NASTY_DESCRIPTION = 'uses <i>italics</i> & "quotes"'
 OOM_ERROR = "RuntimeError: out of memory <allocating 2 GiB> & gave up"
 SAMPLE_INDICES = (0, 1)
@@ -67,18 +67,17 @@ PARAMS = {"pp_liteseg_t": (8_141_600, 8_028_320), "pp_liteseg_b": (12_366_464, 1
 
 def make_suite() -> SuiteSpec:
     """Three main models and two ablation groups, with paper numbers and expected results."""
-    paper_t = PaperResult(miou=73.1, fps=273.6, dataset="Cityscapes val", note=NASTY_NOTE)
     variants = [
         VariantSpec(
             name="pp_liteseg_t",
             model="pp_liteseg_t",
-            paper=paper_t,
+            paper="cityscapes-val-512x1024",
             expected=Expected(miou=60.0, tolerance=5.0),
         ),
         VariantSpec(
             name="pp_liteseg_b",
             model="pp_liteseg_b",
-            paper=PaperResult(miou=75.3, fps=195.3, dataset="Cityscapes val"),
+            paper="cityscapes-val-512x1024",
             expected=Expected(miou=80.0, tolerance=2.0),
         ),
         VariantSpec(name="liteseg_mobilenet", model="liteseg_mobilenet", seeds=(0,)),
@@ -415,11 +414,23 @@ def test_main_table_cost_paper_and_expected_columns(soup):
     assert latency.startswith("20.0 ms · 50.0 FPS")
     assert "cpu (Test CPU) · float32 · 512×1024 · batch 1 · 2 threads" in latency
     assert "one measurement, shared by 3 runs" in latency  # seeds share the cached profile
-    assert row["Paper"].get_text(" ", strip=True).startswith("73.1 mIoU · 273.6 FPS")
-    delta = statistics.fmean(percents("pp_liteseg_t")) - 73.1
+    paper = model_meta("pp_liteseg_t").result("cityscapes-val-512x1024")
+    text = row["Paper"].get_text(" ", strip=True)
+    assert text.startswith(f"{paper.miou:.1f} mIoU · {paper.fps:.1f} FPS at 512×1024")
+    assert "Cityscapes val, 512×1024" in text
+    assert paper.method in text and paper.hardware in text and paper.training in text
+    delta = statistics.fmean(percents("pp_liteseg_t")) - paper.miou
     assert row["Δ paper (pp)"].get_text(strip=True) == f"{delta:+.1f}"
     assert row["Expected"].find(class_="badge").get_text() == "pass"
     assert row["Runs"].get_text(strip=True) == "3/3 done"
+
+
+def test_how_the_papers_measured_comes_from_the_metadata(soup):
+    items = [item.get_text(" ", strip=True) for item in soup.select("#paper-methods li")]
+    paper = model_meta("pp_liteseg_t").result("cityscapes-val-512x1024")
+    assert len(items) == 1  # T and B quote the same paper, measured the same way
+    assert items[0].startswith("PP-LiteSeg (Peng et al.")
+    assert f"{paper.speed_setup}; FPS at 512×1024." in items[0]
 
 
 def test_main_table_marks_failed_seed_and_failed_expectation(soup):
@@ -529,7 +540,8 @@ def test_measurement_section_uses_record_values(soup):
         float(first["PaddleSeg (zero union = 0)"].get_text()),
     )
     assert theirs == pytest.approx(ours * 3 / 4, abs=0.1)
-    assert "PaddleSeg" in text and "TensorRT FP32" in text and "eager PyTorch" in text
+    assert "PaddleSeg" in text and "TensorRT FP32" in text
+    assert "eager PyTorch" not in text  # the suite quotes no LiteSeg result
     flops = table_rows(soup.find(id="flops-table"))
     assert [r["Counter"].get_text() for r in flops] == ["fvcore", "torch.utils.flop_counter"]
     assert flops[0]["Operators skipped (count)"].get_text() == "aten::sigmoid ×3"
@@ -584,7 +596,7 @@ def test_user_strings_are_escaped(sample, soup):
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert soup.find_all("i") == []
     assert first_line(soup.find("table", class_="ablation-table").find("td")) == XSS_VARIANT
-    assert NASTY_NOTE in soup.find(id="main-table").get_text()
+    assert "ONNX -&gt; TensorRT" in html  # the papers' notes come from the metadata, escaped
     assert NASTY_DESCRIPTION in soup.find("table", class_="ablation-table").get_text()
     assert OOM_ERROR in soup.find(id="runs-table").get_text()
 

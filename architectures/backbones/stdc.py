@@ -9,12 +9,16 @@ Paddle's leaf names: ``features`` is indexed exactly like the official ``feature
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from architectures.backbones.base import Encoder, ImageNetConversion
 from architectures.layers import ConvBNAct
+from architectures.meta import HALF, ImageNetWeights
+from architectures.weights import PADDLE_LEAF_RENAMES, rename_key
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,16 @@ class CatBottleneck(nn.Module):
         return torch.cat([first, *outputs], dim=1)
 
 
-class STDCNet(nn.Module):
-    """STDC encoder returning the features at strides 2, 4, 8, 16 and 32.
+class STDCNet(Encoder):
+    """STDC encoder; features at strides 2, 4, 8, 16 and 32 (sizes round up).
 
     Paper: Fan et al., "Rethinking BiSeNet For Real-time Semantic Segmentation", CVPR 2021.
 
     ``features`` holds the stem (two ConvBNReLU 3x3 stride 2) and then every CatBottleneck,
-    in the official order; the first block of each stage has stride 2. Convs are bias-free
-    and initialised like the official code (normal, std 0.001; BN weight 1, bias 0).
+    in the official order; the first block of each stage has stride 2. Channels are
+    ``base/2, base, 4 base, 8 base, 16 base`` (32, 64, 256, 512, 1024 for both variants).
+    Convs are bias-free and initialised like the official code (normal, std 0.001; BN weight 1,
+    bias 0).
 
     Args:
         config: depth and width, e.g. ``STDC_CONFIGS["stdc1"]``.
@@ -96,12 +102,12 @@ class STDCNet(nn.Module):
     def __init__(self, config: STDCConfig, *, in_channels: int = 3) -> None:
         super().__init__()
         base = config.base_channels
-        self.feature_channels = (base // 2, base, base * 4, base * 8, base * 16)
         layers: list[nn.Module] = [
             ConvBNAct(in_channels, base // 2, 3, stride=2),
             ConvBNAct(base // 2, base, 3, stride=2),
         ]
-        stage_ends = []
+        self.out_channels = {2: base // 2, 4: base}
+        self.stage_ends = {2: 1, 4: 2}
         channels = base
         for stage, num_blocks in enumerate(config.blocks_per_stage):
             out_channels = base * 2 ** (stage + 2)
@@ -113,10 +119,9 @@ class STDCNet(nn.Module):
                     )
                 )
                 channels = out_channels
-            stage_ends.append(len(layers))
+            self.out_channels[2 ** (stage + 3)] = out_channels
+            self.stage_ends[2 ** (stage + 3)] = len(layers)
         self.features = nn.Sequential(*layers)
-        # features[:1] -> x2, features[1:2] -> x4, then one slice per stage.
-        self._feature_ends = (1, 2, *stage_ends)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -127,12 +132,64 @@ class STDCNet(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        start = 0
-        for end in self._feature_ends:
-            for layer in self.features[start:end]:
-                x = layer(x)
-            features.append(x)
-            start = end
-        return features
+    def layer_sequence(self) -> Sequence[nn.Module]:
+        return self.features
+
+    @staticmethod
+    def convert_imagenet(state_dict: Mapping[str, torch.Tensor]) -> ImageNetConversion | None:
+        """Rename a PaddleSeg ImageNet STDC file (``PP_STDCNet1/2``: ``features.*``) to our keys.
+
+        Its classifier keys (:data:`STDC_IMAGENET_UNUSED_PREFIXES`) are returned as unused.
+        Files without top-level ``features.*`` keys are not in this format (``None``).
+        """
+        if not any(key.startswith("features.") for key in state_dict):
+            return None
+        converted: dict[str, torch.Tensor] = {}
+        unused: list[str] = []
+        for key, value in state_dict.items():
+            if key.startswith(STDC_IMAGENET_UNUSED_PREFIXES):
+                unused.append(key)
+            else:
+                converted[paddle_stdc_key(key)] = value
+        return converted, unused
+
+
+STDC_IMAGENET_UNUSED_PREFIXES = ("conv_last.", "fc.", "bn.", "linear.")
+"""Keys of ImageNet STDC files (``PP_STDCNet1/2``) outside ``features.*`` that are dropped.
+
+They belong to the ImageNet classifier of STDCNet (``conv_last`` 1x1 ConvBN, ``fc``, ``bn``,
+``linear``; see STDC-Seg's ``nets/stdcnet.py``), which segmentation never runs. PaddleSeg's
+own loader skips them the same way; any other key is an error.
+"""
+
+# Paddle's STDC names the avd_layer's conv and BN by position; ours are a ConvBNAct.
+_PADDLE_STDC_RENAMES = (
+    (r"\.avd_layer\.0\.", ".avd_layer.conv."),
+    (r"\.avd_layer\.1\.", ".avd_layer.bn."),
+    *PADDLE_LEAF_RENAMES,
+)
+
+
+def paddle_stdc_key(key: str) -> str:
+    """A PaddleSeg STDC key (relative to the encoder) -> ours."""
+    return rename_key(key, _PADDLE_STDC_RENAMES)
+
+
+def _paddleseg_imagenet(variant: str) -> ImageNetWeights:
+    archive = f"PP_STDCNet{variant[-1]}.tar.gz"
+    return ImageNetWeights(
+        name=f"PaddleSeg PP_STDCNet{variant[-1]} (ImageNet-1k, SSLD-distilled)",
+        encoder=variant,
+        filename=archive,
+        urls=(f"https://bj.bcebos.com/paddleseg/dygraph/{archive}",),
+        sha256=None,  # unknown: the configs give none and the file is not reachable here
+        member="model.pdparams",
+        mean=HALF,
+        std=HALF,
+    )
+
+
+STDC_IMAGENET: dict[str, ImageNetWeights] = {
+    name: _paddleseg_imagenet(name) for name in STDC_CONFIGS
+}
+"""PaddleSeg's ImageNet STDC weights (URLs from ``configs/pp_liteseg/*.yml``), by variant."""

@@ -21,13 +21,10 @@ import pytest
 import torch
 from torch import nn
 
-from architectures import create_model
+from architectures import create_model, model_meta
+from architectures.backbones.stdc import STDC_IMAGENET_UNUSED_PREFIXES
 from architectures.pp_liteseg import SpatialUAFM
-from architectures.weights import (
-    STDC_IMAGENET_UNUSED_PREFIXES,
-    convert_official_pp_liteseg,
-    load_official,
-)
+from architectures.weights import load_official
 
 pytestmark = pytest.mark.parity
 
@@ -163,7 +160,7 @@ def test_training_with_batch_statistics_matches_official(model_pair):
             assert_parity(
                 their_logits, my_logits, f"batch-stats train head {head}", BATCH_STATS_TOLERANCE
             )
-        their_stats, _ = convert_official_pp_liteseg(
+        their_stats, _ = model_meta("pp_liteseg_t").converter(
             {key: torch.from_numpy(value.numpy()) for key, value in official.state_dict().items()}
         )
         my_stats = ours.state_dict()
@@ -190,16 +187,7 @@ def test_paper_equation_for_alpha_is_caught(model_pair, monkeypatch):
     official, ours = model_pair("t", 19, "spatial")
 
     def swapped_fuse(self, x, y):
-        stats = torch.cat(
-            [
-                x.mean(dim=1, keepdim=True),
-                x.amax(dim=1, keepdim=True),
-                y.mean(dim=1, keepdim=True),
-                y.amax(dim=1, keepdim=True),
-            ],
-            dim=1,
-        )
-        alpha = torch.sigmoid(self.attention(stats))
+        alpha = torch.sigmoid(self.attention(self.statistics(x, y)))
         return y * alpha + x * (1 - alpha)
 
     monkeypatch.setattr(SpatialUAFM, "fuse", swapped_fuse)
@@ -231,10 +219,10 @@ def test_imagenet_backbone_file_loads_into_encoder(randomized, variant, backbone
     image = _image((360, 481), batch=1, seed=2)
     with torch.no_grad():
         mine = ours.backbone(torch.from_numpy(image))
-    theirs = official(paddle.to_tensor(image))
-    assert len(mine) == len(theirs) == 5
-    for index, (their_feature, my_feature) in enumerate(zip(theirs, mine, strict=True)):
-        assert_parity(their_feature.numpy(), my_feature.numpy(), f"{backbone} feature {index}")
+    theirs = official(paddle.to_tensor(image))  # [x2, x4, x8, x16, x32]
+    assert list(mine) == [2, 4, 8, 16, 32] and len(theirs) == 5
+    for stride, their_feature in zip(mine, theirs, strict=True):
+        assert_parity(their_feature.numpy(), mine[stride].numpy(), f"{backbone} stride {stride}")
 
 
 @pytest.mark.parametrize("variant", ["t", "b"])
@@ -243,3 +231,4 @@ def test_trainable_parameter_count_matches_official(variant):
     theirs = sum(int(p.numel()) for p in official.parameters() if not p.stop_gradient)
     ours = create_model(f"pp_liteseg_{variant}", 19)
     assert sum(p.numel() for p in ours.parameters() if p.requires_grad) == theirs
+    assert model_meta(f"pp_liteseg_{variant}").params.train == theirs
