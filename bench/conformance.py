@@ -96,18 +96,28 @@ def available_recipes() -> list[str]:
 
 
 def load_recipe(name: str) -> Recipe:
-    """Read ``experiments/recipes/NAME.toml``; errors name the file and the key."""
+    """Read ``experiments/recipes/NAME.toml``; errors name the file and the key.
+
+    A recipe may ``extends`` another: it takes the other's items, its own replacing those
+    of the same name (PP-LiteSeg-T2's recipe is T1's with another evaluation scale).
+    """
     path = RECIPES_DIR / f"{name}.toml"
     if not path.is_file():
         raise ConfigError(
             f"unknown recipe {name!r}; available: {', '.join(available_recipes()) or 'none'}"
         )
     try:
-        return Recipe.model_validate(
-            {"name": name, **tomllib.loads(path.read_text(encoding="utf-8"))}
-        )
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    base = raw.pop("extends", None)
+    if base is not None:
+        own = {item.get("item"): item for item in raw.get("items", [])}
+        inherited = [item.model_dump() for item in load_recipe(base).items]
+        merged = [own.pop(item["item"], item) for item in inherited]
+        raw["items"] = merged + list(own.values())
+    try:
+        return Recipe.model_validate({"name": name, **raw})
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, str(path))) from None
 

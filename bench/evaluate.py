@@ -209,3 +209,30 @@ def evaluate(
         model.train(was_training)
     confusion.all_reduce()
     return confusion.compute(class_names)
+
+
+@torch.inference_mode()
+def predict_samples(
+    model: nn.Module,
+    dataset,
+    indices: Iterable[int],
+    spec: EvalSpec = DEFAULT_EVAL,
+    *,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> dict[int, np.ndarray]:
+    """Predicted class indices (H, W) of the samples ``indices`` of ``dataset`` that exist."""
+    was_training = model.training
+    model.eval()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    predictions = {}
+    try:
+        for index in indices:
+            if index >= len(dataset):
+                continue
+            image, _ = dataset[index]
+            batch = image.unsqueeze(0).to(device, memory_format=memory_format)
+            predictions[index] = predict(model, batch, spec)[0].cpu().numpy()
+    finally:
+        model.train(was_training)
+    return predictions

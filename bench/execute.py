@@ -49,7 +49,8 @@ from bench.locks import DEFAULT_HEARTBEAT_S, DEFAULT_TIMEOUT_S, FileLock, LockLo
 from bench.models import build_model
 from bench.plan import PlannedRun, pending_runs, status_counts
 from bench.profile import count_cost, profile_models
-from bench.results import Cost, DatasetInfoRecord, RunRecord, write_record
+from bench.results import Cost, RunRecord, write_record
+from bench.scoring import dataset_record, score
 from bench.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 # by up to 20 %, more than most ablations change it.
 LATENCY_ROUNDS = 5
 
-RunOutcome = Literal["done", "failed", "held", "finished-elsewhere", "lost"]
+RunOutcome = Literal["done", "failed", "held", "finished-elsewhere", "lost", "waiting"]
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,10 @@ def execute_run(
     if ctx.is_main:
         layout.root.mkdir(parents=True, exist_ok=True)
         layout.config.write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
-    info = dataset_info(cfg.data.dataset, cfg.data.synthetic)
+    if run.source is not None:
+        record = _evaluate_trained(run, suite, data_root, ctx) if ctx.is_main else None
+        ctx.barrier()
+        return record
     try:
         trainer = Trainer(
             cfg, layout, data_root, ctx, progress=progress, step_callback=step_callback
@@ -197,15 +201,7 @@ def execute_run(
             record = RunRecord(
                 **base_record(run),
                 status="done",
-                dataset=DatasetInfoRecord(
-                    name=info.name,
-                    train_split=cfg.data.train_split,
-                    val_split=cfg.data.val_split,
-                    num_classes=info.num_classes,
-                    ignore_index=info.ignore_index,
-                    class_names=list(info.class_names),
-                    palette=[tuple(color) for color in info.palette],
-                ),
+                dataset=dataset_record(cfg.data, cfg.data.train_split, cfg.data.val_split),
                 metrics=outcome.metrics,
                 best=outcome.best,
                 cost=_counted_cost(run, suite, outcome.model, ctx.device.type),
@@ -218,6 +214,47 @@ def execute_run(
         if record.status == "done":
             layout.checkpoint.unlink(missing_ok=True)
     ctx.barrier()
+    return record
+
+
+def _evaluate_trained(
+    run: PlannedRun, suite: SuiteLayout, data_root: Path, ctx: DistContext
+) -> RunRecord:
+    """An evaluation-only run: score the source run's final and best weights with this run's
+    eval settings, and record them with the source's training."""
+    cfg, source = run.config, run.source
+    num_classes = dataset_info(cfg.data.dataset, cfg.data.synthetic).num_classes
+    model = build_model(cfg.model, num_classes, weights=source.layout.final_weights).eval()
+    split = cfg.data.val_split
+    final = score(
+        model,
+        cfg.data,
+        split,
+        cfg.augment,
+        cfg.eval,
+        data_root,
+        ctx.device,
+        visualize=cfg.eval.visualize,
+    )
+    best = None
+    if source.record.best is not None and source.layout.best_weights.is_file():
+        best_model = build_model(cfg.model, num_classes, weights=source.layout.best_weights)
+        scored = score(best_model, cfg.data, split, cfg.augment, cfg.eval, data_root, ctx.device)
+        best = source.record.best.model_copy(update={"metrics": scored.metrics})
+    write_samples(suite, final.dataset, cfg.eval.visualize)
+    record = RunRecord(
+        **base_record(run),
+        status="done",
+        dataset=dataset_record(cfg.data, cfg.data.train_split, cfg.data.val_split),
+        metrics=final.metrics,
+        best=best,
+        cost=_counted_cost(run, suite, model, ctx.device.type),
+        training=source.record.training,
+        environment=environment(ctx),
+        predictions=write_predictions(run.layout, final.predictions),
+        evaluated_from=source.run_id,
+    )
+    write_record(run.layout.result, record)
     return record
 
 
@@ -250,6 +287,8 @@ def claim_and_execute(
         started: when this worker started; a failed run is retried only if it failed
             before that, so several workers retrying failures rerun each one once.
     """
+    if not run.refreshed().ready:
+        return "waiting"
     lock = _claim(run, options, ctx)
     if lock is None:
         return "held"
@@ -402,7 +441,11 @@ def run_suite(
     started = time.time()
     ctx = init_distributed(options.device)
     outcome = SuiteOutcome()
-    todo = pending_runs(plan, retry_failed=options.retry_failed)
+    # Evaluation-only runs come last: the runs they score may be trained first.
+    todo = sorted(
+        pending_runs(plan, retry_failed=options.retry_failed),
+        key=lambda run: run.source is not None,
+    )
     counts = status_counts(plan)
     log.info(
         "%d runs, %d to do (%d done, %d failed%s)",
@@ -426,6 +469,8 @@ def run_suite(
             outcome.runs[run.run_id] = result
             if result == "held":
                 log.info("run %s is held by another worker; skipped", run.run_id)
+            elif result == "waiting":
+                log.info("run %s waits for run %s to finish", run.run_id, run.source.run_id)
             elif result == "failed":
                 log.error("run %s failed; see its record", run.run_id)
         if options.measure_latency and ctx.is_main:

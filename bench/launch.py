@@ -101,9 +101,9 @@ def _worker_main(spec: WorkerSpec, number: int) -> dict[str, RunOutcome]:
 def launch_local(spec: WorkerSpec, workers: int = 1) -> SuiteOutcome:
     """Run the plan in this process, or in ``workers`` processes on this machine.
 
-    Several workers split the CPU cores between them; the latency stage runs once, in
-    this process, after all of them have finished (timing while others train would
-    measure the contention, not the models).
+    Several workers split the CPU cores between them; then this process does what they
+    left and runs the latency stage, once all of them have finished (timing while others
+    train would measure the contention, not the models).
     """
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -123,8 +123,12 @@ def launch_local(spec: WorkerSpec, workers: int = 1) -> SuiteOutcome:
             for run_id, result in future.result().items():
                 if result != "held" or run_id not in outcome.runs:
                     outcome.runs[run_id] = result
-    if spec.options.measure_latency:
-        outcome.measured, outcome.unfinished = _latency_in_process(spec)
+    # What the workers left (evaluation-only runs whose source finished late, a run of a
+    # worker that died) and the latency stage, in this process.
+    _, layout, plan = spec.plan()
+    final = run_suite(plan, layout, spec.options)
+    outcome.runs.update({run_id: result for run_id, result in final.runs.items()})
+    outcome.measured, outcome.unfinished = final.measured, final.unfinished
     return outcome
 
 
@@ -289,12 +293,18 @@ def launch_submitit(spec: WorkerSpec, cluster: ClusterOptions) -> SuiteOutcome:
         job_spec = replace(job_spec, threads=cluster.cpus_per_run)
     executor, kind = _executor(layout, suite.name, cluster, spec.options.device)
     outcome = SuiteOutcome()
-    if todo:
+    # Two waves: the training runs, then the evaluation-only runs that score them.
+    for wave in (
+        [run for run in todo if run.source is None],
+        [run.refreshed() for run in todo if run.source is not None],
+    ):
+        if not wave:
+            continue
         log.info(
-            "submitting %d run(s) of %s to submitit's %s executor", len(todo), suite.name, kind
+            "submitting %d run(s) of %s to submitit's %s executor", len(wave), suite.name, kind
         )
-        results = _run_jobs(executor, kind, job_spec, todo, cluster)
-        for run in todo:
+        results = _run_jobs(executor, kind, job_spec, wave, cluster)
+        for run in wave:
             result, error = results[run.run_id]
             if error is not None:
                 log.error("job of run %s failed: %s", run.run_id, error)

@@ -17,15 +17,22 @@ from architectures import UnknownModelError, UnknownOverrideError, create_model
 from architectures.weights import WeightLoadError, load_official
 from bench.config import ModelSpec
 from bench.errors import ConfigError
+from bench.pretrained import IMAGENET, resolve_imagenet
 
 
-def resolve_pretrained(pretrained: str, data_root: Path | None, where: str = "") -> Path:
-    """The file named by ``model.pretrained``: absolute, or relative to the data root.
+def resolve_pretrained(spec: ModelSpec, data_root: Path | None, where: str = "") -> Path:
+    """The file named by ``model.pretrained``.
+
+    ``"imagenet"`` is the ImageNet weights file of the model's encoder
+    (:func:`bench.pretrained.resolve_imagenet`); anything else is a path, absolute or
+    relative to the data root.
 
     Raises:
-        ConfigError: the file does not exist (the message names the resolved path).
+        ConfigError: the file does not exist (the message names it and how to obtain it).
     """
-    path = Path(pretrained).expanduser()
+    if spec.pretrained == IMAGENET:
+        return resolve_imagenet(spec.name, data_root, where)
+    path = Path(spec.pretrained).expanduser()
     if not path.is_absolute() and data_root is not None:
         path = data_root / path
     if not path.is_file():
@@ -44,8 +51,9 @@ def build_model(
     """Build ``spec``'s model with its overrides, then fill it with weights if any.
 
     Args:
-        spec: model name, overrides and ``pretrained`` (an official checkpoint read by
-            :func:`architectures.weights.load_official`, resolved against ``data_root``).
+        spec: model name, overrides and ``pretrained`` (``"imagenet"``, or an official
+            checkpoint read by :func:`architectures.weights.load_official`, resolved
+            against ``data_root``).
         num_classes: classes of the dataset.
         data_root: where relative ``pretrained`` paths point into.
         weights: a state dict of ours (``model_final.pt``); takes precedence over
@@ -59,7 +67,7 @@ def build_model(
     overrides = dict(spec.overrides)
     try:
         if weights is None and spec.pretrained is not None:
-            path = resolve_pretrained(spec.pretrained, data_root, where)
+            path = resolve_pretrained(spec, data_root, where)
             return load_official(spec.name, path, num_classes=num_classes, **overrides)
         model = create_model(spec.name, num_classes, **overrides)
     except (UnknownModelError, UnknownOverrideError) as error:

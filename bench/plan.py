@@ -17,9 +17,11 @@ from typing import Any, Literal
 
 from bench.config import RunConfig, SuiteSpec, VariantSpec, resolve_runs
 from bench.data import build_dataset, dataset_info
+from bench.data.transforms import NORMALIZATION, normalization_stats
 from bench.errors import ConfigError, DatasetError
 from bench.layout import RunLayout, SuiteLayout
 from bench.models import build_model, resolve_pretrained
+from bench.pretrained import IMAGENET, imagenet_weights
 from bench.results import RunRecord, read_record
 from bench.train import check_device_support
 
@@ -29,13 +31,18 @@ PLAN_STATUSES: tuple[PlanStatus, ...] = ("done", "partial", "missing", "failed")
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of a suite and what the output folder says about it."""
+    """One run of a suite and what the output folder says about it.
+
+    ``source`` is set for an evaluation-only run (a variant with ``evaluates``): the
+    run of the same seed whose trained weights it scores with its own eval settings.
+    """
 
     config: RunConfig
     variant: VariantSpec
     layout: RunLayout
     status: PlanStatus
     record: RunRecord | None
+    source: PlannedRun | None = None
 
     @property
     def run_id(self) -> str:
@@ -44,7 +51,13 @@ class PlannedRun:
     def refreshed(self) -> PlannedRun:
         """The same run with its state read from disk again (another worker may have moved it)."""
         status, record = run_state(self.layout)
-        return replace(self, status=status, record=record)
+        source = None if self.source is None else self.source.refreshed()
+        return replace(self, status=status, record=record, source=source)
+
+    @property
+    def ready(self) -> bool:
+        """Whether it can run now: it trains, or the run it evaluates is done."""
+        return self.source is None or self.source.status == "done"
 
 
 def run_state(layout: RunLayout) -> tuple[PlanStatus, RunRecord | None]:
@@ -84,13 +97,38 @@ def plan_suite(
                 f"--only {unknown}: not a variant or run id of suite {suite.name!r}; "
                 f"variants: {sorted(variants)}"
             )
-        configs = [c for c in configs if c.variant in only or c.run_id() in only]
-    plan = []
+    planned: dict[tuple[str, int], PlannedRun] = {}
     for config in configs:
         run_layout = layout.run(config.run_id())
         status, record = run_state(run_layout)
-        plan.append(PlannedRun(config, variants[config.variant], run_layout, status, record))
+        planned[config.variant, config.seed] = PlannedRun(
+            config, variants[config.variant], run_layout, status, record
+        )
+    plan = [_with_source(run, planned, source) for run in planned.values()]
+    if only:
+        plan = [run for run in plan if run.config.variant in only or run.run_id in only]
     return plan
+
+
+def _with_source(
+    run: PlannedRun, planned: Mapping[tuple[str, int], PlannedRun], source: str
+) -> PlannedRun:
+    """Attach the trained run an evaluation-only run scores, checking they share training."""
+    name = run.variant.evaluates
+    if name is None:
+        return run
+    trained = planned.get((name, run.config.seed))
+    where = f"{source}: variant {run.config.variant!r} evaluates {name!r}"
+    if trained is None:
+        raise ConfigError(f"{where}, which has no run with seed {run.config.seed}")
+    ours, theirs = run.config.training_identity(), trained.config.training_identity()
+    if ours != theirs:
+        differing = sorted(key for key in ours if ours[key] != theirs[key])
+        raise ConfigError(
+            f"{where} but their training differs in {differing}; an evaluation-only variant "
+            "may change only eval.* (and profile.*)"
+        )
+    return replace(run, source=trained)
 
 
 def validate_plan(
@@ -117,7 +155,8 @@ def validate_plan(
             checked_models.add(model_key)
         check_device_support(cfg, device, where=where)
         if cfg.model.pretrained is not None:
-            resolve_pretrained(cfg.model.pretrained, data_root, where)
+            resolve_pretrained(cfg.model, data_root, where)
+            check_normalization(cfg, where)
         if run.status in ("done", "failed"):
             continue
         for split in (cfg.data.train_split, cfg.data.val_split):
@@ -130,6 +169,25 @@ def validate_plan(
                         f"{where}data.{cfg.data.dataset} [{split}]: {error}"
                     ) from None
                 checked_splits.add(key)
+
+
+def check_normalization(cfg: RunConfig, where: str = "") -> None:
+    """ImageNet-initialised encoders must see inputs normalised as in their own training."""
+    if cfg.model.pretrained != IMAGENET:
+        return
+    weights = imagenet_weights(cfg.model.name)
+    mean, std = normalization_stats(cfg.augment.normalize)
+    if (tuple(mean), tuple(std)) != (tuple(weights.mean), tuple(weights.std)):
+        expected = next(
+            name
+            for name in NORMALIZATION
+            if normalization_stats(name) == (tuple(weights.mean), tuple(weights.std))
+        )
+        raise ConfigError(
+            f"{where}augment.normalize = {cfg.augment.normalize!r} (mean {mean}, std {std}), "
+            f"but {weights.name} expects mean {weights.mean}, std {weights.std}: "
+            f"set augment.normalize = {expected!r}"
+        )
 
 
 def pending_runs(plan: Sequence[PlannedRun], *, retry_failed: bool) -> list[PlannedRun]:

@@ -189,6 +189,9 @@ class RunRecord(_Record):
     cost: Cost | None = None
     training: Training | None = None
     environment: Environment | None = None
+    evaluated_from: str | None = Field(
+        None, description="run id whose trained weights this evaluation-only run scored"
+    )
     predictions: dict[int, str] = Field(
         {}, description="val index -> PNG of predicted class indices, relative to the run dir"
     )

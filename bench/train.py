@@ -34,7 +34,7 @@ from bench.data import SegmentationDataset, build_dataset, dataset_info
 from bench.data.transforms import build_eval_transform, build_train_transforms
 from bench.distributed import DistContext
 from bench.errors import ConfigError, TrainingDiverged
-from bench.evaluate import evaluate, predict
+from bench.evaluate import evaluate, predict_samples
 from bench.layout import RunLayout
 from bench.losses import build_criterion, weighted_loss
 from bench.models import build_model
@@ -587,14 +587,14 @@ class Trainer:
         return TrainOutcome(model, metrics, training, self._predictions(model), self.state.best)
 
     def _predictions(self, model: nn.Module) -> dict[int, np.ndarray]:
-        predictions = {}
-        for index in self.cfg.eval.visualize:
-            if index >= len(self.val_set):
-                continue
-            image, _ = self.val_set[index]
-            batch = image.unsqueeze(0).to(self.ctx.device, memory_format=self.memory_format)
-            predictions[index] = predict(model, batch, self.cfg.eval)[0].cpu().numpy()
-        return predictions
+        return predict_samples(
+            model,
+            self.val_set,
+            self.cfg.eval.visualize,
+            self.cfg.eval,
+            device=self.ctx.device,
+            channels_last=self.cfg.train.channels_last,
+        )
 
     def save_weights(self, model: nn.Module) -> Path:
         """Keep the final weights (state dict only) next to the record."""

@@ -96,7 +96,7 @@ class LatencyKey(NamedTuple):
 class LatencySummary:
     """Latency of one variant under one :class:`LatencyKey`, as the median over its measurements.
 
-    Runs of the same architecture share one measurement (the runner caches profiles), so
+    Runs of the same architecture share one measurement (profiles are kept per architecture), so
     ``n`` counts distinct measurements and ``runs`` the runs that carry them.
     """
 

