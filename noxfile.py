@@ -29,7 +29,7 @@ def _data_env() -> dict[str, str]:
 
 
 def _install_project(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,deploy]")
 
 
 @nox.session

@@ -63,33 +63,22 @@ class SeedStat:
 
 
 class LatencyKey(NamedTuple):
-    """The settings a latency was measured with; numbers are comparable only within a key."""
+    """The settings a latency was measured with; numbers are comparable only within a key.
 
-    device: str
-    device_name: str
-    dtype: str
-    input_size: tuple[int, int]
-    batch: int
-    threads: int | None
-    flags: tuple[str, ...]
+    ``settings`` are :meth:`bench.results.Latency.settings` (device, runtime and version,
+    backend, precision, timing, size, batch, threads, flags); the named fields repeat the
+    ones the runtime table sorts by.
+    """
+
+    runtime: str
+    precision: str
+    timing: str
+    settings: tuple[str, ...]
 
     @classmethod
     def of(cls, latency: Latency) -> LatencyKey:
         """The key of one measurement."""
-        flags = tuple(
-            name for name in ("channels_last", "cuda_graphs", "bn_folded") if getattr(latency, name)
-        )
-        if latency.backend != "eager":
-            flags = (latency.backend, *flags)
-        return cls(
-            latency.device,
-            latency.device_name,
-            latency.dtype,
-            tuple(latency.input_size),
-            latency.batch,
-            latency.threads,
-            flags,
-        )
+        return cls(latency.runtime, latency.precision, latency.timing, latency.settings())
 
 
 @dataclass(frozen=True)

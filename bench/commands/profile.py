@@ -7,10 +7,17 @@ import re
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 import architectures
 from bench import profile
-from bench.config import parse_assignments
+from bench.config import (
+    PRECISIONS,
+    RUNTIME_NAMES,
+    ProfileSpec,
+    format_validation_error,
+    parse_assignments,
+)
 from bench.errors import ConfigError
 from bench.results import Cost, FlopCount, Latency, ParamCount, atomic_write_text
 
@@ -26,8 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Count parameters, count FLOPs with fvcore (1 per multiply-add) and "
         "torch.utils.flop_counter (2 per multiply-add), and time eval-mode forwards "
         "(median and IQR) at each input size.",
-        epilog="Fastest fp32 path on CPU: --compile --channels-last --fold-bn "
-        "(compiling takes tens of seconds per size and is not timed).",
+        epilog="Several --runtime and --precision values are measured side by side in "
+        "interleaved rounds (every pair; torch has no int8, fp16 needs CUDA). int8 is "
+        "calibrated on random inputs here: its time is right, its accuracy is measured by "
+        "a suite run. Torch options (--compile, --channels-last, --fold-bn, ...) apply to "
+        "the torch runtime; the others run the ONNX export with batch norms folded.",
     )
     parser.add_argument("model", metavar="MODEL", help="a registered model (liteseg-bench list)")
     parser.add_argument("--num-classes", type=int, default=19, help="output classes (default 19)")
@@ -39,7 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"input size(s) as HEIGHTxWIDTH (default {DEFAULT_SIZE})",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--dtype", choices=sorted(profile.DTYPES), default="fp32")
+    parser.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=RUNTIME_NAMES,
+        default=["torch"],
+        help="runtime(s) to time side by side (default torch)",
+    )
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32"],
+        help="precision(s) for every runtime (default fp32)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--batch", type=int, default=1, help="images per timed call (default 1)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
@@ -80,7 +104,6 @@ def _options(args: argparse.Namespace) -> profile.InferenceOptions:
         raise ConfigError(f"--compile means --backend inductor; it conflicts with {args.backend}")
     backend = "inductor" if args.compile else (args.backend or "eager")
     return profile.InferenceOptions(
-        dtype=args.dtype,
         channels_last=args.channels_last,
         fold_bn=args.fold_bn,
         backend=backend,
@@ -100,35 +123,57 @@ def _build(name: str, num_classes: int, assignments: list[str]) -> torch.nn.Modu
         raise ConfigError(f"cannot build {name!r} with overrides {overrides}: {error}") from None
 
 
+def _spec(args: argparse.Namespace, size: tuple[int, int]) -> ProfileSpec:
+    try:
+        return ProfileSpec(
+            flops_sizes=(size,),
+            latency_size=size,
+            latency_batch=args.batch,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            threads=args.threads,
+            inference=_options(args),
+            runtimes=tuple(dict.fromkeys(args.runtime)),
+            precisions=tuple(dict.fromkeys(args.precision)),
+        )
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, "profile")) from None
+
+
 def _profile(args: argparse.Namespace) -> int:
     sizes = [parse_size(text) for text in args.size]
     device = profile.resolve_device(args.device)
-    options = _options(args)
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1, got {args.rounds}")
     profile.check_settings(
         device,
-        options,
+        _options(args),
         batch=args.batch,
         warmup=args.warmup,
         repeats=args.repeats,
         threads=args.threads,
     )
+    specs = [_spec(args, size) for size in sizes]
+    for spec in specs:
+        profile.check_profile_spec(spec, device)
     model = _build(args.model, args.num_classes, args.set)
     flops = [record for size in sizes for record in profile.count_flops(model, size)]
     latency = []
     if not args.no_latency:
-        latency = [
-            profile.measure_latency(
-                model,
-                size,
+        for spec in specs:
+            measured = profile.measure_deployments(
+                {args.model: model},
+                spec.latency_size,
+                spec.combinations(),
                 device=device,
-                options=options,
-                batch=args.batch,
-                warmup=args.warmup,
-                repeats=args.repeats,
-                threads=args.threads,
+                options=spec.inference,
+                batch=spec.latency_batch,
+                warmup=spec.warmup,
+                repeats=spec.repeats,
+                threads=spec.threads,
+                rounds=args.rounds,
             )
-            for size in sizes
-        ]
+            latency += measured[args.model]
     cost = Cost(params=profile.count_parameters(model), flops=flops, latency=latency)
     print(format_cost(args.model, args.num_classes, parse_assignments(args.set), cost))
     if args.json is not None:
@@ -191,27 +236,35 @@ def _flops_table(flops: list[FlopCount]) -> str:
 
 
 def _latency_table(latency: list[Latency]) -> str:
+    """One row per measurement; settings every row shares are printed once above the table,
+    the others in the row. The fastest row of each input size is marked."""
+    parts = [record.settings() for record in latency]
+    shared = [part for part in parts[0] if all(part in other for other in parts[1:])]
+    fastest = {}
+    for record in latency:
+        best = fastest.get(record.input_size)
+        if best is None or record.median_ms < best.median_ms:
+            fastest[record.input_size] = record
     first = latency[0]
-    flags = [
-        name
-        for name, on in (
-            ("channels_last", first.channels_last),
-            ("bn folded", first.bn_folded),
-            ("cuda graphs", first.cuda_graphs),
-        )
-        if on
-    ]
-    threads = "" if first.threads is None else f", {first.threads} threads"
     settings = (
-        f"latency on {first.device} ({first.device_name}), {first.dtype}, {first.backend}"
-        f"{threads}, batch {first.batch}, {first.warmup} warm-up + {first.repeats} timed calls"
-        + "".join(f", {flag}" for flag in flags)
+        "latency: " + ", ".join(shared) + f"; {first.warmup} warm-up + {first.repeats} timed "
+        f"calls in {first.rounds} interleaved round(s), side by side"
     )
-    rows = [
-        [_size(r.input_size), f"{r.median_ms:.2f}", f"{r.iqr_ms:.2f}", f"{r.fps:.2f}"]
-        for r in latency
-    ]
-    return "\n".join([settings, *_table(["input", "median ms", "IQR ms", "FPS"], rows)])
+    rows = []
+    for record, own in zip(latency, parts, strict=True):
+        fastest_size = fastest[record.input_size]
+        rows.append(
+            [
+                ", ".join(part for part in own if part not in shared) or "-",
+                f"{record.median_ms:.2f}",
+                f"{record.iqr_ms:.2f}",
+                f"{record.fps:.2f}",
+                f"{record.median_ms / fastest_size.median_ms:.2f}x"
+                + (" fastest" if record is fastest_size else ""),
+            ]
+        )
+    header = ["measurement", "median ms", "IQR ms", "FPS", "vs fastest"]
+    return "\n".join([settings, *_table(header, rows)])
 
 
 def _size(size: tuple[int, int]) -> str:
