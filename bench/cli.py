@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from bench import __version__
-from bench.commands import data, profile, runs
+from bench.commands import data, export, profile, runs
 from bench.errors import UserError
 
-COMMAND_MODULES = (runs, data, profile)
+COMMAND_MODULES = (runs, data, profile, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,7 +111,8 @@ def _options(args: argparse.Namespace) -> profile.InferenceOptions:
     )
 
 
-def _build(name: str, num_classes: int, assignments: list[str]) -> torch.nn.Module:
+def build_model(name: str, num_classes: int, assignments: list[str]) -> torch.nn.Module:
+    """A registered model with ``--set`` overrides; bad names and values are ConfigErrors."""
     if num_classes < 1:
         raise ConfigError(f"--num-classes must be at least 1, got {num_classes}")
     overrides = parse_assignments(assignments)
@@ -156,7 +157,7 @@ def _profile(args: argparse.Namespace) -> int:
     specs = [_spec(args, size) for size in sizes]
     for spec in specs:
         profile.check_profile_spec(spec, device)
-    model = _build(args.model, args.num_classes, args.set)
+    model = build_model(args.model, args.num_classes, args.set)
     flops = [record for size in sizes for record in profile.count_flops(model, size)]
     latency = []
     if not args.no_latency:

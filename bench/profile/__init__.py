@@ -23,6 +23,7 @@ from torch import nn
 
 from bench.config import ProfileSpec
 from bench.errors import ConfigError
+from bench.profile._common import random_images
 from bench.profile.flops import FVCORE, TORCH, conv_gmacs, count_flops, fvcore_flops, torch_flops
 from bench.profile.fold import conv_bn_pairs, fold_batchnorm
 from bench.profile.latency import (
@@ -73,6 +74,7 @@ __all__ = [
     "prepare_inference",
     "profile_model",
     "profile_models",
+    "random_images",
     "resolve_device",
     "torch_flops",
 ]
