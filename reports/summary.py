@@ -73,12 +73,21 @@ class LatencyKey(NamedTuple):
     runtime: str
     precision: str
     timing: str
+    context: tuple[str, str, tuple[int, int], int, int | None]
     settings: tuple[str, ...]
 
     @classmethod
     def of(cls, latency: Latency) -> LatencyKey:
-        """The key of one measurement."""
-        return cls(latency.runtime, latency.precision, latency.timing, latency.settings())
+        """The key of one measurement; ``context`` is what every runtime of a comparison
+        shares (device, its name, input size, batch, threads)."""
+        context = (
+            latency.device,
+            latency.device_name,
+            tuple(latency.input_size),
+            latency.batch,
+            latency.threads,
+        )
+        return cls(latency.runtime, latency.precision, latency.timing, context, latency.settings())
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class LatencySummary:
     repeats: int
     n: int
     runs: int
+    sessions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,7 @@ def _latency(records: Sequence[RunRecord]) -> dict[LatencyKey, LatencySummary]:
             repeats=distinct[0].repeats,
             n=len(distinct),
             runs=len(items),
+            sessions=tuple(sorted({item.session for item in distinct if item.session})),
         )
     return summaries
 
