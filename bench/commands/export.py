@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from bench.commands.profile import build_model, parse_size
+from bench.commands.profile import add_set_argument, build_model, parse_size
 from bench.config import RunConfig
 from bench.data import dataset_info
 from bench.errors import ConfigError
@@ -46,13 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--num-classes", type=int, help="output classes (default: the run's dataset, else 19)"
     )
     parser.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model constructor override, repeatable (e.g. --set sppm=false)",
-    )
+    add_set_argument(parser)
     parser.set_defaults(handler=_export)
 
 

@@ -78,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls (default 3)")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls (default 10)")
     parser.add_argument("--no-latency", action="store_true", help="count only, do not time")
+    add_set_argument(parser)
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the Cost record")
+    parser.set_defaults(handler=_profile)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): model constructor overrides."""
     parser.add_argument(
         "--set",
         action="append",
@@ -85,8 +92,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="model constructor override, repeatable (e.g. --set sppm=false)",
     )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the Cost record")
-    parser.set_defaults(handler=_profile)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -91,6 +91,12 @@ class PrepareContext:
     exports: OnnxExports
     calibration: Calibration | None = None
 
+    def int8_calibration(self, images: torch.Tensor) -> Calibration:
+        """The calibration images, or random inputs of ``images``' size (speed only)."""
+        from bench.deploy.quantize import random_calibration
+
+        return self.calibration or random_calibration(tuple(images.shape[-2:]))
+
 
 class Runtime(abc.ABC):
     """An inference runtime: which precisions it runs where, and how to prepare a model."""
@@ -129,6 +135,34 @@ class Runtime(abc.ABC):
                 f"not {precision!r}" + (f": {reason}" if reason else "")
             )
         self.load()
+
+    def host_deployment(
+        self,
+        precision: str,
+        context: PrepareContext,
+        *,
+        backend: str,
+        run: Callable[[Any], Any],
+        logits: Callable[[Any], torch.Tensor],
+        calibration: Calibration | None,
+        keep_alive: list[Any],
+    ) -> Deployment:
+        """A deployment of an ONNX-based CPU runtime: a float32 NumPy batch in, logits out,
+        timed end to end, batch norms folded by the export."""
+        return Deployment(
+            runtime=self.name,
+            runtime_version=self.version(),
+            precision=precision,
+            device=context.device,
+            backend=backend,
+            timing="end_to_end",
+            feed=lambda batch: batch.float().cpu().numpy(),
+            run=run,
+            logits=logits,
+            bn_folded=True,
+            calibration=None if calibration is None else calibration.describe(),
+            keep_alive=keep_alive,
+        )
 
     @abc.abstractmethod
     def prepare(

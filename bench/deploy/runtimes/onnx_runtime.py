@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from bench.deploy.export import INPUT_NAME, OUTPUT_NAME
-from bench.deploy.quantize import quantize_onnx, random_calibration
+from bench.deploy.quantize import quantize_onnx
 from bench.deploy.runtimes.base import Deployment, PrepareContext, Runtime
 from bench.profile.device import available_cores
 
@@ -59,7 +59,7 @@ class OnnxRuntime(Runtime):
         path = context.exports.path(model, images.shape)
         calibration = None
         if precision == "int8":
-            calibration = context.calibration or random_calibration(tuple(images.shape[-2:]))
+            calibration = context.int8_calibration(images)
             path = quantize_onnx(
                 path,
                 path.with_name(f"{path.stem}-ort-int8.onnx"),
@@ -70,23 +70,17 @@ class OnnxRuntime(Runtime):
         elif precision == "fp16":
             path = self._to_fp16(path)
         session = self._session(str(path), context)
-        provider = session.get_providers()[0]
 
         def run(array: np.ndarray) -> np.ndarray:
             return session.run([OUTPUT_NAME], {INPUT_NAME: array})[0]
 
-        deployment = Deployment(
-            runtime=self.name,
-            runtime_version=self.version(),
-            precision=precision,
-            device=context.device,
-            backend=provider,
-            timing="end_to_end",
-            feed=lambda batch: batch.float().cpu().numpy(),
+        deployment = self.host_deployment(
+            precision,
+            context,
+            backend=session.get_providers()[0],
             run=run,
             logits=torch.from_numpy,
-            bn_folded=True,
-            calibration=None if calibration is None else calibration.describe(),
+            calibration=calibration,
             keep_alive=[session],
         )
         deployment(images)

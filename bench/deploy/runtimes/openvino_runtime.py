@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.deploy.quantize import quantize_openvino, random_calibration
+from bench.deploy.quantize import quantize_openvino
 from bench.deploy.runtimes.base import Deployment, PrepareContext, Runtime
 from bench.errors import ConfigError
 from bench.profile.device import available_cores
@@ -62,7 +62,7 @@ class OpenVinoRuntime(Runtime):
         network = core.read_model(str(context.exports.path(model, images.shape)))
         calibration = None
         if precision == "int8":
-            calibration = context.calibration or random_calibration(tuple(images.shape[-2:]))
+            calibration = context.int8_calibration(images)
             network = quantize_openvino(network, calibration, images.shape)
         config = {
             "PERFORMANCE_HINT": "LATENCY",
@@ -81,18 +81,13 @@ class OpenVinoRuntime(Runtime):
         def run(array: np.ndarray):
             return request.infer({0: array}, share_inputs=True, share_outputs=True)
 
-        deployment = Deployment(
-            runtime=self.name,
-            runtime_version=self.version(),
-            precision=precision,
-            device=context.device,
+        deployment = self.host_deployment(
+            precision,
+            context,
             backend=PLUGIN,
-            timing="end_to_end",
-            feed=lambda batch: batch.float().cpu().numpy(),
             run=run,
             logits=lambda result: torch.from_numpy(np.array(result[0], copy=True)),
-            bn_folded=True,
-            calibration=None if calibration is None else calibration.describe(),
+            calibration=calibration,
             keep_alive=[compiled, request],
         )
         deployment(images)
