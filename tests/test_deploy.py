@@ -212,6 +212,9 @@ def test_cli_profile_measures_runtimes_side_by_side(capsys, tmp_path):
         "torch",
         "onnxruntime",
         "openvino",
+        "--precision",
+        "fp32",
+        "fp16",
         "--repeats",
         "2",
         "--warmup",
@@ -226,6 +229,7 @@ def test_cli_profile_measures_runtimes_side_by_side(capsys, tmp_path):
     assert "1 threads" in printed and "side by side" in printed
     assert "onnxruntime" in printed and "CPUExecutionProvider" in printed and "openvino" in printed
     assert printed.count("x fastest") == 1
+    assert "not measured: torch fp16: " in printed and "fp16 convolutions need CUDA" in printed
     cost = Cost.model_validate(json.loads(out.read_text()))
     assert [r.runtime for r in cost.latency] == ["torch", "onnxruntime", "openvino"]
 

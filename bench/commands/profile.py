@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "torch.utils.flop_counter (2 per multiply-add), and time eval-mode forwards "
         "(median and IQR) at each input size.",
         epilog="Several --runtime and --precision values are measured side by side in "
-        "interleaved rounds (every pair; torch has no int8, fp16 needs CUDA). int8 is "
+        "interleaved rounds: each runtime in the precisions it runs here (pairs left out, "
+        "such as torch int8 or fp16 on CPU, are listed with the reason). int8 is "
         "calibrated on random inputs here: its time is right, its accuracy is measured by "
         "a suite run. Torch options (--compile, --channels-last, --fold-bn, ...) apply to "
         "the torch runtime; the others run the ONNX export with batch norms folded.",
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         choices=PRECISIONS,
         default=["fp32"],
-        help="precision(s) for every runtime (default fp32)",
+        help="precision(s) for every runtime that runs them (default fp32)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -129,7 +130,36 @@ def build_model(name: str, num_classes: int, assignments: list[str]) -> torch.nn
         raise ConfigError(f"cannot build {name!r} with overrides {overrides}: {error}") from None
 
 
-def _spec(args: argparse.Namespace, size: tuple[int, int]) -> ProfileSpec:
+def _runtime_precisions(args: argparse.Namespace, device) -> tuple[dict, list[str]]:
+    """Per runtime, the asked precisions it runs on ``device``, and a note per pair it does
+    not (e.g. torch int8): ``--runtime torch openvino --precision fp32 int8`` measures the
+    three pairs that exist and says which one it left out. A runtime that runs none of the
+    precisions, or is not installed, is an error."""
+    from bench.deploy import RuntimeMissingError, check_combination
+
+    kept: dict[str, tuple[str, ...]] = {}
+    notes = []
+    for runtime in dict.fromkeys(args.runtime):
+        ok = []
+        for precision in dict.fromkeys(args.precision):
+            try:
+                check_combination(runtime, precision, device)
+            except RuntimeMissingError:
+                raise
+            except ConfigError as error:
+                notes.append(f"not measured: {runtime} {precision}: {error}")
+            else:
+                ok.append(precision)
+        if not ok:
+            raise ConfigError(
+                f"--runtime {runtime} runs none of --precision {args.precision} on "
+                f"{device.type}: " + "; ".join(notes)
+            )
+        kept[runtime] = tuple(ok)
+    return kept, notes
+
+
+def _spec(args: argparse.Namespace, size: tuple[int, int], runtime_precisions: dict) -> ProfileSpec:
     try:
         return ProfileSpec(
             flops_sizes=(size,),
@@ -139,8 +169,9 @@ def _spec(args: argparse.Namespace, size: tuple[int, int]) -> ProfileSpec:
             repeats=args.repeats,
             threads=args.threads,
             inference=_options(args),
-            runtimes=tuple(dict.fromkeys(args.runtime)),
+            runtimes=tuple(runtime_precisions),
             precisions=tuple(dict.fromkeys(args.precision)),
+            runtime_precisions=runtime_precisions,
         )
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, "profile")) from None
@@ -159,7 +190,8 @@ def _profile(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         threads=args.threads,
     )
-    specs = [_spec(args, size) for size in sizes]
+    runtime_precisions, notes = _runtime_precisions(args, device)
+    specs = [_spec(args, size, runtime_precisions) for size in sizes]
     for spec in specs:
         profile.check_profile_spec(spec, device)
     model = build_model(args.model, args.num_classes, args.set)
@@ -182,6 +214,8 @@ def _profile(args: argparse.Namespace) -> int:
             latency += measured[args.model]
     cost = Cost(params=profile.count_parameters(model), flops=flops, latency=latency)
     print(format_cost(args.model, args.num_classes, parse_assignments(args.set), cost))
+    for note in notes:
+        print(note)
     if args.json is not None:
         atomic_write_text(args.json, cost.model_dump_json(indent=2))
     return 0

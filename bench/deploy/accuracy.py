@@ -63,7 +63,7 @@ class DeployedModel(nn.Module):
                 f"{runtime} int8 accuracy needs calibration images (e.g. "
                 "bench.deploy.calibration_from_dataset over the training split)"
             )
-        self.model = model.eval()
+        self.model = model
         self.runtime = get_runtime(runtime)
         self.precision = precision
         self.exports = OnnxExports()
@@ -78,6 +78,12 @@ class DeployedModel(nn.Module):
             # TensorRT's end-to-end and engine-only deployments compute the same logits.
             self._prepared[shape] = prepared[0]
         return self._prepared[shape]
+
+    def train(self, mode: bool = True) -> DeployedModel:
+        """Only the flag changes: deployments are inference-only and every runtime prepares
+        an eval-mode copy, so the wrapped model keeps its own training flag."""
+        self.training = mode
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = images.float().contiguous()
