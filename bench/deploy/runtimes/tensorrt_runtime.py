@@ -51,6 +51,10 @@ class TensorRtRuntime(Runtime):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
         if precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
+        else:
+            # TensorRT would use TF32 tensor cores for "fp32" on Ampere and later; the paper's
+            # 1080Ti had none, and fp32 should mean fp32.
+            config.clear_flag(trt.BuilderFlag.TF32)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
