@@ -15,7 +15,7 @@ import torch
 
 from architectures import create_model, list_models, model_overrides
 from bench.config import available_suites, load_suite
-from bench.deploy import export_onnx, onnx_error
+from bench.deploy import DeployedModel, export_onnx, onnx_error, random_calibration
 from bench.profile import random_images
 
 pytestmark = pytest.mark.slow
@@ -60,13 +60,18 @@ def _case_id(case: tuple[str, dict]) -> str:
     return name + "-" + "-".join(f"{key}={value}" for key, value in sorted(overrides.items()))
 
 
-def _check(name: str, overrides: dict, size: tuple[int, int], tmp_path) -> None:
+def _model(name: str, overrides: dict) -> torch.nn.Module:
     torch.manual_seed(0)
     model = create_model(name, NUM_CLASSES, **overrides).eval()
     for module in model.modules():  # BN statistics that folding must carry exactly
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def _check(name: str, overrides: dict, size: tuple[int, int], tmp_path) -> None:
+    model = _model(name, overrides)
     path = export_onnx(model, size, tmp_path / "model.onnx")
     error = onnx_error(model, path, random_images(size, seed=1))
     assert error <= TOLERANCE, f"{name} {overrides} at {size}: max|diff| = {error:.2e} x std"
@@ -90,3 +95,22 @@ def test_every_model_exports_exactly(name, size, tmp_path):
 def test_every_switch_value_exports_exactly(case, tmp_path):
     name, overrides = case
     _check(name, overrides, ODD_SIZE, tmp_path)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_quantizes_to_int8(name, runtime):
+    """The export goes through each runtime's int8 tooling and still computes the model
+    (random weights: only a loose correlation is asserted; accuracy is tested on CamVid)."""
+    model = _model(name, {})
+    size = SIZES[0]
+    images = random_images(size, seed=1)
+    with DeployedModel(
+        model, runtime, "int8", threads=1, calibration=random_calibration(size, 2)
+    ) as deployed:
+        actual = deployed(images)
+    with torch.no_grad():
+        expected = model(images)
+    assert actual.shape == expected.shape and torch.isfinite(actual).all()
+    correlation = torch.corrcoef(torch.stack([actual.flatten(), expected.flatten()]))[0, 1]
+    assert correlation > 0.9, f"{name} {runtime} int8: correlation {correlation:.3f}"

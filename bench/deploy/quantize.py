@@ -129,7 +129,9 @@ def quantize_onnx(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_name(target.stem + "-pre.onnx")
-    quant_pre_process(str(source), str(prepared))
+    # onnx shape inference already ran strictly at export; ORT's symbolic one fails on
+    # some of the exporter's Concat nodes (PP-LiteSeg) and adds nothing for static shapes.
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     quantize_static(
         str(prepared),
         str(target),
