@@ -246,3 +246,25 @@ def test_cli_export_writes_a_checked_file(capsys, tmp_path):
     assert logits.shape == (1, 5, 61, 83)
     assert main([*argv, "--weights", str(weights)]) == 2  # 19 classes do not fit
     assert "does not fit this model" in capsys.readouterr().err
+
+
+def test_cli_export_takes_a_run_id_with_its_model_settings(capsys, tmp_path):
+    from bench.config import load_suite, resolve_runs
+    from bench.data import dataset_info
+
+    config = next(
+        run for run in resolve_runs(load_suite("smoke")) if run.model.name == "liteseg_shufflenet"
+    )
+    num_classes = dataset_info(config.data.dataset, config.data.synthetic).num_classes
+    run_dir = tmp_path / "out" / "smoke" / "runs" / config.run_id()
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(config.model_dump_json())
+    model = create_model("liteseg_shufflenet", num_classes, **config.model.overrides)
+    torch.save(model.state_dict(), run_dir / "model_final.pt")
+    target = tmp_path / "run.onnx"
+    argv = ["export", "liteseg_shufflenet", "--size", "48x64", "-o", str(target)]
+    assert main([*argv, "--weights", config.run_id(), "--out", str(tmp_path / "out")]) == 0
+    assert deploy.onnx_logits(target, profile.random_images((48, 64))).shape[1] == num_classes
+    wrong = ["export", "pp_liteseg_t", "--size", "48x64", "-o", str(target)]
+    assert main([*wrong, "--weights", str(run_dir)]) == 2
+    assert "the run trained 'liteseg_shufflenet', not 'pp_liteseg_t'" in capsys.readouterr().err
