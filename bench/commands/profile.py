@@ -195,24 +195,21 @@ def _profile(args: argparse.Namespace) -> int:
     for spec in specs:
         profile.check_profile_spec(spec, device)
     model = build_model(args.model, args.num_classes, args.set)
-    flops = [record for size in sizes for record in profile.count_flops(model, size)]
-    latency = []
-    if not args.no_latency:
-        for spec in specs:
-            measured = profile.measure_deployments(
-                {args.model: model},
-                spec.latency_size,
-                spec.combinations(),
-                device=device,
-                options=spec.inference,
-                batch=spec.latency_batch,
-                warmup=spec.warmup,
-                repeats=spec.repeats,
-                threads=spec.threads,
-                rounds=args.rounds,
-            )
-            latency += measured[args.model]
-    cost = Cost(params=profile.count_parameters(model), flops=flops, latency=latency)
+    if args.no_latency:
+        flops = [record for size in sizes for record in profile.count_flops(model, size)]
+        cost = Cost(params=profile.count_parameters(model), flops=flops, latency=[])
+    else:
+        costs = [
+            profile.profile_models({args.model: model}, spec, device, rounds=args.rounds)[
+                args.model
+            ]
+            for spec in specs
+        ]
+        cost = Cost(
+            params=costs[0].params,
+            flops=[record for one in costs for record in one.flops],
+            latency=[record for one in costs for record in one.latency],
+        )
     print(format_cost(args.model, args.num_classes, parse_assignments(args.set), cost))
     for note in notes:
         print(note)
