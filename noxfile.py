@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -16,6 +17,7 @@ nox.options.sessions = ["tests", "lint"]
 
 ROOT = Path(__file__).parent
 PARITY_PACKAGES = ["paddlepaddle==3.3.1", "paddleseg==2.8.0"]
+GPU_PACKAGES = ["tensorrt", "onnxruntime-gpu"]
 # A benchmark whose median grew by more than this vs the previous saved run fails.
 SLOWDOWN_THRESHOLD = "25%"
 
@@ -29,7 +31,7 @@ def _data_env() -> dict[str, str]:
 
 
 def _install_project(session: nox.Session) -> None:
-    session.install("-e", ".[test,cluster]")
+    session.install("-e", ".[test,deploy,cluster]")
 
 
 @nox.session
@@ -89,6 +91,21 @@ def benchmark(session: nox.Session) -> None:
         for path in set(saved.glob("*.json")) - before:
             path.unlink()
         raise
+
+
+@nox.session(default=False)
+def gpu(session: nox.Session) -> None:
+    """On a CUDA GPU: the gpu-marked tests, then the latency table of every model (< 8 min)."""
+    _install_project(session)
+    if shutil.which("nvidia-smi"):
+        # onnxruntime-gpu provides the same module as onnxruntime: keep only the GPU build.
+        if session.venv_backend == "uv":
+            session.run("uv", "pip", "uninstall", "onnxruntime", external=True, silent=True)
+        else:
+            session.run("python", "-m", "pip", "uninstall", "-y", "onnxruntime", silent=True)
+        session.install(*GPU_PACKAGES)
+    session.run("pytest", "-m", "gpu", env=_data_env())
+    session.run("python", "-m", "bench.deploy.gpu_check", *session.posargs, env=_data_env())
 
 
 @nox.session(default=False)

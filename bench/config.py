@@ -243,11 +243,19 @@ class EvalSpec(_Frozen):
         return factors
 
 
+RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt"]
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+RUNTIME_NAMES: tuple[RuntimeName, ...] = ("torch", "onnxruntime", "openvino", "tensorrt")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16", "int8")
+
+
 class InferenceOptions(_Frozen):
-    """How the model is run when its latency is measured.
+    """How the ``torch`` runtime runs the model when its latency is measured.
+
+    The precision is not an option here: it is a dimension of every measurement
+    (:attr:`ProfileSpec.precisions`, ``precision=`` of :func:`bench.profile.measure_latency`).
 
     Args:
-        dtype: weights and input in ``fp32``, ``fp16`` or ``bf16`` (a cast, not autocast).
         channels_last: NHWC memory format for the weights and the input.
         fold_bn: merge eval-mode batch norms into their convolutions
             (:func:`bench.profile.fold_batchnorm`).
@@ -258,19 +266,35 @@ class InferenceOptions(_Frozen):
             ``inductor`` this is ``torch.compile(mode="reduce-overhead")``).
     """
 
-    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
     channels_last: bool = False
     fold_bn: bool = False
     backend: Literal["eager", "inductor", "torchscript"] = "eager"
     cuda_graphs: bool = False
 
 
-class ProfileSpec(_Frozen):
-    """Cost measurement settings (see bench.profile).
+class RuntimePrecisions(_Frozen):
+    """Precisions of one runtime when they differ from :attr:`ProfileSpec.precisions`.
 
-    ``inference`` selects how the latency is measured; the default (eager, NHWC,
-    batch norms folded into convolutions) needs no compilation and is 1.1-2.3x
-    faster than plain eager NCHW on CPU.
+    E.g. ``torch = ["fp32"]`` next to ``precisions = ["fp32", "int8"]``: int8 is
+    measured on the other runtimes only (torch has no int8 path).
+    """
+
+    torch: tuple[Precision, ...] | None = None
+    onnxruntime: tuple[Precision, ...] | None = None
+    openvino: tuple[Precision, ...] | None = None
+    tensorrt: tuple[Precision, ...] | None = None
+
+
+class ProfileSpec(_Frozen):
+    """Cost measurement settings (see :mod:`bench.profile` and :mod:`bench.deploy`).
+
+    Every latency is measured for each (runtime, precision) combination of
+    :meth:`combinations`, all models and combinations side by side in interleaved
+    rounds. ``inference`` holds the options of the ``torch`` runtime; its default
+    (eager, NHWC, batch norms folded into convolutions) needs no compilation and is
+    1.1-2.3x faster than plain eager NCHW on CPU. ONNX Runtime, OpenVINO and TensorRT
+    run the ONNX export of the model (batch norms folded). ``int8`` is post-training
+    static quantization calibrated on ``calibration_images`` images.
     """
 
     flops_sizes: tuple[Size, ...] = ((512, 1024),)
@@ -280,6 +304,37 @@ class ProfileSpec(_Frozen):
     repeats: int = Field(10, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     inference: InferenceOptions = InferenceOptions(channels_last=True, fold_bn=True)
+    runtimes: tuple[RuntimeName, ...] = Field(("torch",), min_length=1)
+    precisions: tuple[Precision, ...] = Field(("fp32",), min_length=1)
+    runtime_precisions: RuntimePrecisions = RuntimePrecisions()
+    calibration_images: int = Field(32, ge=1, description="training images calibrating int8")
+    deployed_accuracy: bool = Field(
+        True,
+        description="after training, score every reduced precision of combinations() on "
+        "the validation split (its accuracy cost against the run's fp32 metrics)",
+    )
+
+    @model_validator(mode="after")
+    def _runtime_precisions_name_listed_runtimes(self) -> ProfileSpec:
+        for runtime in RUNTIME_NAMES:
+            if (
+                getattr(self.runtime_precisions, runtime) is not None
+                and runtime not in self.runtimes
+            ):
+                raise ValueError(
+                    f"runtime_precisions.{runtime} is set but {runtime!r} is not in runtimes "
+                    f"{list(self.runtimes)}"
+                )
+        return self
+
+    def combinations(self) -> list[tuple[RuntimeName, Precision]]:
+        """Every measured ``(runtime, precision)`` pair, in the order listed, without repeats."""
+        pairs: dict[tuple[RuntimeName, Precision], None] = {}
+        for runtime in self.runtimes:
+            own = getattr(self.runtime_precisions, runtime)
+            for precision in own if own is not None else self.precisions:
+                pairs[(runtime, precision)] = None
+        return list(pairs)
 
 
 class ProtocolSpec(_Frozen):

@@ -25,7 +25,6 @@ import os
 import socket
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,7 +49,7 @@ from bench.models import build_model
 from bench.plan import PlannedRun, pending_runs, status_counts
 from bench.profile import count_cost, profile_models
 from bench.results import Cost, RunRecord, write_record
-from bench.scoring import dataset_record, score
+from bench.scoring import calibration_for, dataset_record, deployed_accuracies, score
 from bench.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -208,6 +207,7 @@ def execute_run(
                 training=outcome.training,
                 environment=environment(ctx),
                 predictions=write_predictions(layout, outcome.predictions),
+                deployed=deployed_accuracies(outcome.model, cfg, data_root, ctx.device),
             )
     if ctx.is_main and record is not None:
         write_record(layout.result, record)
@@ -252,6 +252,7 @@ def _evaluate_trained(
         training=source.record.training,
         environment=environment(ctx),
         predictions=write_predictions(run.layout, final.predictions),
+        deployed=deployed_accuracies(model, cfg, data_root, ctx.device),
         evaluated_from=source.run_id,
     )
     write_record(run.layout.result, record)
@@ -340,10 +341,6 @@ def _trained_model(run: PlannedRun):
     return model.eval()
 
 
-def _new_session() -> str:
-    return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
 def _one_session(costs: Mapping[str, Cost | None]) -> bool:
     """Whether every architecture has a latency, all from one interleaved session."""
     sessions = {
@@ -358,6 +355,7 @@ def measure_suite_latency(
     plan: Sequence[PlannedRun],
     suite: SuiteLayout,
     ctx: DistContext,
+    data_root: Path,
     *,
     remeasure: bool = False,
     rounds: int = LATENCY_ROUNDS,
@@ -386,12 +384,17 @@ def measure_suite_latency(
                 len(models),
                 min(rounds, spec.repeats),
             )
-            session = _new_session()
-            for key, cost in profile_models(
-                models, spec, ctx.device, rounds=min(rounds, spec.repeats)
-            ).items():
-                latency = [item.model_copy(update={"session": session}) for item in cost.latency]
-                write_profile(suite, key, cost.model_copy(update={"latency": latency}))
+            calibration = None
+            if any(precision == "int8" for _, precision in spec.combinations()):
+                calibration = {
+                    key: calibration_for(runs[0].config, data_root)
+                    for key, runs in architectures.items()
+                }
+            costs = profile_models(
+                models, spec, ctx.device, rounds=min(rounds, spec.repeats), calibration=calibration
+            )
+            for key, cost in costs.items():
+                write_profile(suite, key, cost)
                 measured.append(key)
         for key, runs in architectures.items():
             cost = read_profile(suite, key)
@@ -427,7 +430,10 @@ def latency_stage(
         log.info("latency stage: %s is measuring already", holder)
         return [], []
     with lock.hold():
-        return measure_suite_latency(current, suite, ctx, remeasure=options.remeasure), []
+        measured = measure_suite_latency(
+            current, suite, ctx, options.data_root, remeasure=options.remeasure
+        )
+        return measured, []
 
 
 def run_suite(

@@ -138,3 +138,27 @@ class SuiteLayout:
 
     def sample_label(self, index: int) -> Path:
         return self.samples / f"{index}_label.png"
+
+
+def find_run(source: str | Path, out_dir: Path) -> RunLayout | None:
+    """The run ``source`` names: a run folder, or a run id under ``out_dir/*/runs``.
+
+    Returns None when ``source`` is neither (e.g. a weights file).
+
+    Raises:
+        ConfigError: a folder without ``config.json``, or an id found in several suites.
+    """
+    from bench.errors import ConfigError
+
+    path = Path(source)
+    if path.is_dir():
+        layout = RunLayout(path)
+        if not layout.config.is_file():
+            raise ConfigError(f"{path} is a folder but not a run folder (it has no config.json)")
+        return layout
+    if path.exists() or path.suffix:
+        return None
+    matches = sorted(Path(out_dir).glob(f"*/runs/{source}"))
+    if len(matches) > 1:
+        raise ConfigError(f"{source!r}: runs of several suites under {out_dir} have this id")
+    return RunLayout(matches[0]) if matches else None

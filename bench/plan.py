@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.config import RunConfig, SuiteSpec, VariantSpec, resolve_runs
+from bench.config import ProfileSpec, RunConfig, SuiteSpec, VariantSpec, resolve_runs
 from bench.data import build_dataset, dataset_info
 from bench.data.transforms import NORMALIZATION, normalization_stats
 from bench.errors import ConfigError, DatasetError
 from bench.layout import RunLayout, SuiteLayout
 from bench.models import build_model, resolve_pretrained
 from bench.pretrained import IMAGENET, imagenet_weights
+from bench.profile import check_profile_spec
 from bench.results import RunRecord, read_record
 from bench.train import check_device_support
 
@@ -137,12 +138,14 @@ def validate_plan(
     """Check everything that can be checked before any training starts.
 
     Every distinct model + overrides is built once (so bad names and values surface
-    now), pretrained files must exist, device-dependent options must fit ``device``,
-    and the splits of unfinished runs are listed (files present). Raises
+    now), pretrained files must exist and match the normalisation, device-dependent
+    training and profile options (runtimes installed, precisions they run) must fit
+    ``device``, and the splits of unfinished runs are listed (files present). Raises
     :class:`ConfigError` / :class:`DatasetError` naming the suite file (``source``)
     and the variant.
     """
     checked_models: set[str] = set()
+    checked_profiles: set[ProfileSpec] = set()
     checked_splits: set[tuple[str, str]] = set()
     for run in plan:
         cfg = run.config
@@ -154,6 +157,12 @@ def validate_plan(
             build_model(unweighted, info.num_classes, where=where)
             checked_models.add(model_key)
         check_device_support(cfg, device, where=where)
+        if cfg.profile not in checked_profiles:
+            try:
+                check_profile_spec(cfg.profile, device)
+            except ConfigError as error:
+                raise ConfigError(f"{where}{error}") from None
+            checked_profiles.add(cfg.profile)
         if cfg.model.pretrained is not None:
             resolve_pretrained(cfg.model, data_root, where)
             check_normalization(cfg, where)

@@ -2,8 +2,8 @@
 
 One JSON record per run lives at ``RunLayout.result`` (see :mod:`bench.layout`).
 Every number carries the settings it was measured with (counter and
-convention for FLOPs, device/dtype/threads for latency), so tables can say how
-each value was obtained.
+convention for FLOPs; runtime, version, precision, device and threads for latency),
+so tables can say how each value was obtained.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+# 2: latency records name their runtime, its version, the precision (was ``dtype``), the
+# timing scope and the interleaved session; runs may carry ``deployed`` accuracies.
+SCHEMA_VERSION = 2
 
 RunStatus = Literal["done", "failed"]
 
@@ -93,34 +95,108 @@ class FlopCount(_Record):
     by_operator: dict[str, float] = Field({}, description="GFLOPs per operator, as counted")
 
 
+Timing = Literal["compute", "end_to_end"]
+TIMING_LABELS: dict[str, str] = {
+    "compute": "engine only (no host/device copies)",
+    "end_to_end": "end-to-end",
+}
+# Schema-1 records said "float32" or "fp32" in ``dtype``.
+_V1_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
 class Latency(_Record):
+    """One latency measurement and every setting it depends on.
+
+    ``timing``: ``compute`` = input and output stay in device memory, no host/device
+    copies are timed (TensorRT "engine only", the PP-LiteSeg paper's method; torch on
+    CUDA); ``end_to_end`` = from a host input to a host output (on CPU the only kind).
+    ``session`` is shared by all latencies measured side by side in one interleaved
+    session (:func:`bench.profile.measure_deployments`): only those compare directly.
+    """
+
+    runtime: str = Field("torch", description="torch, onnxruntime, openvino or tensorrt")
+    runtime_version: str
+    precision: str = Field(description="fp32, bf16, fp16 or int8")
+    timing: Timing = "end_to_end"
     device: str
     device_name: str
-    dtype: str
     input_size: tuple[int, int]
     batch: int
     threads: int | None
     warmup: int
     repeats: int
     rounds: int = Field(1, description="interleaved rounds the repeats were split into")
+    session: str | None = Field(None, description="id of the side-by-side measurement")
     median_ms: float
     iqr_ms: float
     fps: float
     channels_last: bool = False
     cuda_graphs: bool = False
     bn_folded: bool = False
-    backend: str = Field("eager", description="eager, inductor (torch.compile) or torchscript")
-    session: str | None = Field(
-        None,
-        description="id of the interleaved measurement this number came from; only numbers "
-        "of one session are compared with each other",
+    backend: str = Field(
+        "eager",
+        description="torch: eager, inductor or torchscript; onnxruntime: execution provider; "
+        "openvino: device plugin; tensorrt: engine",
     )
+    calibration: str | None = Field(None, description="int8: what calibrated the ranges")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_schema_1(cls, data: Any) -> Any:
+        """Schema-1 records: torch only, ``dtype`` instead of ``precision``, no version."""
+        if isinstance(data, dict) and "dtype" in data and "precision" not in data:
+            data = dict(data)
+            dtype = data.pop("dtype")
+            data.update(precision=_V1_DTYPES.get(dtype, dtype), runtime="torch")
+            data.setdefault("runtime_version", "unknown")
+        return data
+
+    def settings(self) -> tuple[str, ...]:
+        """What this number depends on besides the model, as short labels in reading order.
+
+        The one formatter of latency settings: the CLI joins them with commas, the report
+        with dots, and the report groups comparable numbers by them.
+        """
+        flags = [name for name in ("channels_last", "cuda_graphs") if getattr(self, name)]
+        if self.bn_folded:
+            flags.append("bn folded")
+        threads = "threads default" if self.threads is None else f"{self.threads} threads"
+        height, width = self.input_size
+        return (
+            f"{self.device} ({self.device_name})",
+            f"{self.runtime} {self.runtime_version}",
+            self.backend,
+            self.precision,
+            TIMING_LABELS[self.timing],
+            f"{height}×{width}",
+            f"batch {self.batch}",
+            threads,
+            *flags,
+            *([f"calibrated on {self.calibration}"] if self.calibration else []),
+        )
 
 
 class Cost(_Record):
     params: ParamCount
     flops: list[FlopCount]
     latency: list[Latency]
+
+
+class DeployedAccuracy(_Record):
+    """Validation metrics of a trained model deployed on a runtime at a reduced precision.
+
+    Computed with the same metric code as the run's own ``metrics`` (fp32 PyTorch), so
+    the difference is the accuracy cost of the runtime and precision.
+    """
+
+    runtime: str
+    runtime_version: str
+    precision: str
+    device: str = "cpu"
+    threads: int | None = None
+    calibration_images: int | None = Field(None, description="int8: images calibrating ranges")
+    calibration_source: str | None = Field(None, description="e.g. 'camvid train'")
+    metrics: Metrics
 
 
 class Curves(_Record):
@@ -195,6 +271,9 @@ class RunRecord(_Record):
     predictions: dict[int, str] = Field(
         {}, description="val index -> PNG of predicted class indices, relative to the run dir"
     )
+    deployed: list[DeployedAccuracy] = Field(
+        [], description="accuracy of the trained model on other runtimes and precisions"
+    )
     finished_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
 
@@ -266,9 +345,16 @@ def records_to_frame(records: Iterable[RunRecord]):
                 row[f"gflops[{flops.counter}]@{height}x{width}"] = flops.gflops
             for latency in record.cost.latency:
                 height, width = latency.input_size
-                key = f"{latency.device}/{latency.dtype}@{height}x{width}"
+                key = (
+                    f"{latency.device}/{latency.runtime}/{latency.precision}"
+                    f"/{latency.timing}@{height}x{width}"
+                )
                 row[f"latency_ms[{key}]"] = latency.median_ms
                 row[f"fps[{key}]"] = latency.fps
+        for deployed in record.deployed:
+            key = f"{deployed.runtime}/{deployed.precision}"
+            row[f"miou[{key}]"] = deployed.metrics.miou
+            row[f"pixel_acc[{key}]"] = deployed.metrics.pixel_acc
         if record.training is not None:
             row.update(
                 train_iters=record.training.iters,

@@ -1,12 +1,14 @@
 """Scoring trained weights on a split of a dataset, outside the training loop.
 
 The shared path of evaluation-only variants (``evaluates``: PP-LiteSeg-T2 is T1's training
-evaluated at another scale) and of ``liteseg-bench evaluate``; the metric code is the one
-training uses (:func:`bench.evaluate.evaluate`).
+evaluated at another scale), of ``liteseg-bench evaluate`` and of the accuracy cost of
+reduced-precision deployments; the metric code is the one training uses
+(:func:`bench.evaluate.evaluate`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +17,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bench.config import AugmentSpec, DataSpec, EvalSpec
+from bench.config import AugmentSpec, DataSpec, EvalSpec, RunConfig
 from bench.data import SegmentationDataset, build_dataset, dataset_info
 from bench.data.transforms import build_eval_transform
 from bench.evaluate import evaluate, predict_samples
-from bench.results import DatasetInfoRecord, Metrics
+from bench.results import DatasetInfoRecord, DeployedAccuracy, Metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,56 @@ def dataset_record(data: DataSpec, train_split: str, val_split: str) -> DatasetI
         class_names=list(info.class_names),
         palette=[tuple(color) for color in info.palette],
     )
+
+
+def calibration_for(cfg: RunConfig, data_root: Path):
+    """Int8 calibration images of a run: ``profile.calibration_images`` of its training
+    split, normalised as the model sees them (a :class:`bench.deploy.Calibration`)."""
+    from bench.deploy import calibration_from_dataset
+
+    dataset = build_dataset(
+        cfg.data, data_root, cfg.data.train_split, transform=build_eval_transform(cfg.augment)
+    )
+    source = f"{cfg.data.dataset} {cfg.data.train_split}"
+    return calibration_from_dataset(dataset, cfg.profile.calibration_images, source)
+
+
+def deployed_accuracies(
+    model: nn.Module, cfg: RunConfig, data_root: Path, device: torch.device | str = "cpu"
+) -> list[DeployedAccuracy]:
+    """The validation metrics of every reduced precision ``cfg.profile`` deploys ``model``
+    in (its accuracy cost against the run's fp32 metrics); empty when the profile asks for
+    none or ``profile.deployed_accuracy`` is off.
+
+    Evaluated at ``eval.scale`` (deployments run one static size per image size; flip and
+    multi-scale evaluation are the fp32 run's own).
+    """
+    reduced = [pair for pair in cfg.profile.combinations() if pair[1] != "fp32"]
+    if not reduced or not cfg.profile.deployed_accuracy:
+        return []
+    from bench.deploy import evaluate_deployed
+
+    info = dataset_info(cfg.data.dataset, cfg.data.synthetic)
+    dataset = build_dataset(
+        cfg.data, data_root, cfg.data.val_split, transform=build_eval_transform(cfg.augment)
+    )
+    calibration = calibration_for(cfg, data_root)
+    results = []
+    for runtime, precision in reduced:
+        log.info("accuracy of %s %s on %s", runtime, precision, cfg.data.val_split)
+        results.append(
+            evaluate_deployed(
+                model,
+                runtime,
+                precision,
+                DataLoader(dataset, batch_size=1),
+                info.num_classes,
+                info.class_names,
+                calibration=calibration,
+                ignore_index=info.ignore_index,
+                threads=cfg.profile.threads,
+                device=device,
+                scale=cfg.eval.scale,
+            )
+        )
+    return results

@@ -69,17 +69,8 @@ def size(height_width: tuple[int, int] | list[int]) -> str:
 
 
 def latency_settings(key: LatencyKey) -> str:
-    """Everything a latency depends on, in one line."""
-    threads = "threads default" if key.threads is None else f"{key.threads} threads"
-    parts = [
-        f"{key.device} ({key.device_name})",
-        key.dtype,
-        size(key.input_size),
-        f"batch {key.batch}",
-        threads,
-        *key.flags,
-    ]
-    return " · ".join(parts)
+    """Everything a latency depends on, in one line (:meth:`bench.results.Latency.settings`)."""
+    return " · ".join(key.settings)
 
 
 def overrides(values: Mapping[str, Any]) -> str:

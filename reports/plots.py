@@ -100,6 +100,49 @@ def tradeoff_plot(points: Sequence[TradeoffPoint], latency_label: str) -> bytes:
     return figure_png(figure)
 
 
+def best_runtime_plot(points: Sequence[Any], latency_label: str) -> bytes:
+    """mIoU against latency at each model's best runtime (filled, labelled with it), and the
+    same model in fp32 PyTorch (hollow), joined by an arrow.
+
+    ``points`` carry ``label``, ``latency_ms``, ``miou``, ``miou_std``, ``torch_ms`` and
+    ``fp32_miou`` (see :class:`reports.runtimes.BestPoint`).
+    """
+    figure = Figure(figsize=(8, 5))
+    axes = figure.add_subplot()
+    for point in points:
+        axes.errorbar(
+            point.latency_ms,
+            point.miou,
+            yerr=point.miou_std or 0.0,
+            fmt="o",
+            color=FRONT_COLOR,
+            capsize=3,
+        )
+        axes.annotate(
+            plain(point.label),
+            (point.latency_ms, point.miou),
+            xytext=(6, 5),
+            textcoords="offset points",
+            fontsize=8,
+        )
+        if point.torch_ms is not None:
+            axes.plot(point.torch_ms, point.fp32_miou, "o", mfc="none", color=POINT_COLOR)
+            axes.annotate(
+                "",
+                (point.latency_ms, point.miou),
+                xytext=(point.torch_ms, point.fp32_miou),
+                arrowprops={"arrowstyle": "->", "color": "#888888"},
+            )
+    axes.plot([], [], "o", color=FRONT_COLOR, label="best runtime × precision")
+    axes.plot([], [], "o", mfc="none", color=POINT_COLOR, label="torch fp32")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_xlabel(plain(f"latency, median (ms) — {latency_label}"), fontsize=9)
+    axes.set_ylabel("mIoU (%), mean ± std over seeds")
+    axes.grid(alpha=0.3)
+    axes.margins(x=0.15, y=0.15)
+    return figure_png(figure)
+
+
 def curves_plot(series: Sequence[CurveSeries]) -> bytes:
     """Training loss (left) and validation mIoU (right) against iteration."""
     figure = Figure(figsize=(11, 4), layout="constrained")

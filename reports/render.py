@@ -30,7 +30,7 @@ from bench.results import (
     records_to_frame,
 )
 from reports import formatting as fmt
-from reports import images, plots, tables
+from reports import images, plots, runtimes, tables
 from reports.measurement import measurement
 from reports.provenance import provenance
 from reports.summary import (
@@ -95,6 +95,22 @@ def tradeoff_figure(
         "alt": "mIoU against latency",
         "caption": f"mIoU (mean ± std over seeds) against median latency ({settings}). "
         "Red points form the Pareto front: no other variant is both faster and more accurate.",
+    }
+
+
+def best_runtime_figure(summaries: Mapping[str, VariantSummary]) -> dict[str, str] | None:
+    """mIoU vs latency at each main model's best runtime, beside its torch fp32 point; only
+    drawn when some model was measured on more than its torch fp32 path."""
+    points = runtimes.best_points(summaries)
+    if not any(p.torch_ms is not None and p.torch_ms != p.latency_ms for p in points):
+        return None
+    return {
+        "src": data_uri(plots.best_runtime_plot(points, "each point's own runtime")),
+        "alt": "mIoU against latency at each model's best runtime",
+        "caption": "Filled: each main model at its fastest runtime × precision whose accuracy "
+        "cost is within seed noise (fp32 exports count as exact), at the mIoU it has there; "
+        "hollow: the same model in fp32 PyTorch, measured side by side under the same "
+        "conditions (see the latency-by-runtime table).",
     }
 
 
@@ -216,10 +232,12 @@ def report_context(
         "counts": status_counts(entries),
         "provenance": provenance(suite.name, suite_file, records),
         "main_rows": tables.main_rows(summaries),
+        "runtime_table": runtimes.runtime_table(summaries),
         "ablations": tables.ablation_tables(suite, summaries, key),
         "noise_sigmas": f"{NOISE_SIGMAS:g}",
         "figures": {
             "tradeoff": tradeoff_figure(summaries, key),
+            "best_runtime": best_runtime_figure(summaries),
             "curves": curves_figure(summaries),
             "heatmap": heatmap_figure(summaries, dataset),
         },

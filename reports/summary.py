@@ -63,33 +63,31 @@ class SeedStat:
 
 
 class LatencyKey(NamedTuple):
-    """The settings a latency was measured with; numbers are comparable only within a key."""
+    """The settings a latency was measured with; numbers are comparable only within a key.
 
-    device: str
-    device_name: str
-    dtype: str
-    input_size: tuple[int, int]
-    batch: int
-    threads: int | None
-    flags: tuple[str, ...]
+    ``settings`` are :meth:`bench.results.Latency.settings` (device, runtime and version,
+    backend, precision, timing, size, batch, threads, flags); the named fields repeat the
+    ones the runtime table sorts by.
+    """
+
+    runtime: str
+    precision: str
+    timing: str
+    context: tuple[str, str, tuple[int, int], int, int | None]
+    settings: tuple[str, ...]
 
     @classmethod
     def of(cls, latency: Latency) -> LatencyKey:
-        """The key of one measurement."""
-        flags = tuple(
-            name for name in ("channels_last", "cuda_graphs", "bn_folded") if getattr(latency, name)
-        )
-        if latency.backend != "eager":
-            flags = (latency.backend, *flags)
-        return cls(
+        """The key of one measurement; ``context`` is what every runtime of a comparison
+        shares (device, its name, input size, batch, threads)."""
+        context = (
             latency.device,
             latency.device_name,
-            latency.dtype,
             tuple(latency.input_size),
             latency.batch,
             latency.threads,
-            flags,
         )
+        return cls(latency.runtime, latency.precision, latency.timing, context, latency.settings())
 
 
 @dataclass(frozen=True)
@@ -108,6 +106,7 @@ class LatencySummary:
     repeats: int
     n: int
     runs: int
+    sessions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +214,7 @@ def _latency(records: Sequence[RunRecord]) -> dict[LatencyKey, LatencySummary]:
             repeats=distinct[0].repeats,
             n=len(distinct),
             runs=len(items),
+            sessions=tuple(sorted({item.session for item in distinct if item.session})),
         )
     return summaries
 

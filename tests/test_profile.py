@@ -205,7 +205,7 @@ def test_latency_record_carries_settings_and_restores_threads():
         threads=1,
     )
     assert torch.get_num_threads() == before
-    assert (record.device, record.dtype, record.input_size, record.batch) == (
+    assert (record.device, record.precision, record.input_size, record.batch) == (
         "cpu",
         "fp32",
         (16, 24),
@@ -214,6 +214,8 @@ def test_latency_record_carries_settings_and_restores_threads():
     assert (record.threads, record.warmup, record.repeats) == (1, 1, 7)
     assert record.channels_last and record.bn_folded
     assert not record.cuda_graphs and record.backend == "eager"
+    assert (record.runtime, record.runtime_version) == ("torch", torch.__version__)
+    assert record.timing == "end_to_end" and record.session
     assert record.device_name
     assert 10 <= record.median_ms < 500
     assert record.iqr_ms >= 0
@@ -309,22 +311,28 @@ def test_profile_model_returns_cost_for_a_spec():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize(
-    "options",
+    ("options", "precision"),
     [
-        profile.InferenceOptions(),
-        profile.InferenceOptions(dtype="fp16", channels_last=True, fold_bn=True),
-        profile.InferenceOptions(dtype="bf16", cuda_graphs=True),
-        profile.InferenceOptions(backend="inductor", cuda_graphs=True, dtype="fp16"),
+        (profile.InferenceOptions(), "fp32"),
+        (profile.InferenceOptions(channels_last=True, fold_bn=True), "fp16"),
+        (profile.InferenceOptions(cuda_graphs=True), "bf16"),
+        (profile.InferenceOptions(backend="inductor", cuda_graphs=True), "fp16"),
     ],
     ids=["fp32", "fp16-cl-fold", "bf16-graphs", "inductor-graphs"],
 )
-def test_cuda_latency(options):
+def test_cuda_latency(options, precision):
     model = create_model("pp_liteseg_t", 19)
     record = profile.measure_latency(
-        model, (512, 1024), device="cuda", options=options, warmup=5, repeats=20
+        model,
+        (512, 1024),
+        device="cuda",
+        options=options,
+        precision=precision,
+        warmup=5,
+        repeats=20,
     )
-    assert record.device == "cuda" and record.threads is None
-    assert record.dtype == options.dtype and record.cuda_graphs == options.cuda_graphs
+    assert record.device == "cuda" and record.threads is None and record.timing == "compute"
+    assert record.precision == precision and record.cuda_graphs == options.cuda_graphs
     assert 0 < record.median_ms < 1000
 
 
@@ -340,7 +348,7 @@ def test_cli_profile_prints_all_three_tables(capsys, tmp_path):
     assert "pp_liteseg_t (num_classes=19, sppm=False)" in printed
     for text in ("inference (eval forward)", "fvcore", "torch.utils.flop_counter", "median ms"):
         assert text in printed
-    assert "1 threads" in printed and "bn folded" in printed
+    assert "1 threads" in printed and "bn folded" in printed and "torch" in printed
     cost = Cost.model_validate(json.loads(out.read_text()))
     assert cost.latency[0].threads == 1 and cost.latency[0].bn_folded
 

@@ -149,7 +149,8 @@ def make_cost(variant: str) -> Cost:
             Latency(
                 device="cpu",
                 device_name="Test CPU",
-                dtype="float32",
+                runtime_version="2.15.0",
+                precision="fp32",
                 input_size=(512, 1024),
                 batch=1,
                 threads=2,
@@ -412,7 +413,10 @@ def test_main_table_cost_paper_and_expected_columns(soup):
     assert grid == [["", "fvcore, 1/MAC", "flop_counter, 2/MAC"], ["512×1024", "11.40", "22.80"]]
     latency = row["Latency / FPS"].get_text(" ", strip=True)
     assert latency.startswith("20.0 ms · 50.0 FPS")
-    assert "cpu (Test CPU) · float32 · 512×1024 · batch 1 · 2 threads" in latency
+    assert (
+        "cpu (Test CPU) · torch 2.15.0 · eager · fp32 · end-to-end · 512×1024 · batch 1 · 2 threads"
+        in latency
+    )
     assert "one measurement, shared by 3 runs" in latency  # seeds share the cached profile
     paper = model_meta("pp_liteseg_t").result("cityscapes-val-512x1024")
     text = row["Paper"].get_text(" ", strip=True)

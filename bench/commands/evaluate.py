@@ -24,7 +24,7 @@ from bench.data.transforms import NORMALIZATION
 from bench.distributed import init_distributed, shutdown_distributed
 from bench.environment import environment
 from bench.errors import ConfigError
-from bench.layout import RunLayout
+from bench.layout import find_run
 from bench.models import build_model
 from bench.results import RunRecord, write_record
 from bench.scoring import dataset_record, score
@@ -88,27 +88,13 @@ class _Source:
         self.label = label
 
 
-def _find_run(args: argparse.Namespace) -> RunLayout | None:
-    path = Path(args.source)
-    if path.is_dir():
-        layout = RunLayout(path)
-        if not layout.config.is_file():
-            raise ConfigError(f"{path} is a folder but not a run folder (no config.json)")
-        return layout
-    if path.exists():
-        return None
-    matches = sorted(args.out.glob(f"*/runs/{args.source}"))
-    if len(matches) != 1:
-        found = "no run" if not matches else f"{len(matches)} runs"
-        raise ConfigError(
-            f"{args.source!r} is no file, and {found} with that id under {args.out}/*/runs; "
-            "pass a run folder, a weights file, or the --out the run was written to"
-        )
-    return RunLayout(matches[0])
-
-
 def _source(args: argparse.Namespace) -> _Source:
-    layout = _find_run(args)
+    layout = find_run(args.source, args.out)
+    if layout is None and not Path(args.source).is_file():
+        raise ConfigError(
+            f"{args.source!r} is no weights file, and no run with that id is under "
+            f"{args.out}/*/runs; pass a run folder, a weights file, or the run's --out"
+        )
     if layout is not None:
         run = RunConfig.model_validate_json(layout.config.read_text(encoding="utf-8"))
         weights = layout.final_weights if args.checkpoint == "final" else layout.best_weights

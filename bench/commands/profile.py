@@ -7,10 +7,17 @@ import re
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
-import architectures
-from bench import profile
-from bench.config import parse_assignments
+from bench import models, profile
+from bench.config import (
+    PRECISIONS,
+    RUNTIME_NAMES,
+    ModelSpec,
+    ProfileSpec,
+    format_validation_error,
+    parse_assignments,
+)
 from bench.errors import ConfigError
 from bench.results import Cost, FlopCount, Latency, ParamCount, atomic_write_text
 
@@ -26,8 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Count parameters, count FLOPs with fvcore (1 per multiply-add) and "
         "torch.utils.flop_counter (2 per multiply-add), and time eval-mode forwards "
         "(median and IQR) at each input size.",
-        epilog="Fastest fp32 path on CPU: --compile --channels-last --fold-bn "
-        "(compiling takes tens of seconds per size and is not timed).",
+        epilog="Several --runtime and --precision values are measured side by side in "
+        "interleaved rounds: each runtime in the precisions it runs here (pairs left out, "
+        "such as torch int8 or fp16 on CPU, are listed with the reason). int8 is "
+        "calibrated on random inputs here: its time is right, its accuracy is measured by "
+        "a suite run. Torch options (--compile, --channels-last, --fold-bn, ...) apply to "
+        "the torch runtime; the others run the ONNX export with batch norms folded.",
     )
     parser.add_argument("model", metavar="MODEL", help="a registered model (liteseg-bench list)")
     parser.add_argument("--num-classes", type=int, default=19, help="output classes (default 19)")
@@ -39,7 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"input size(s) as HEIGHTxWIDTH (default {DEFAULT_SIZE})",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--dtype", choices=sorted(profile.DTYPES), default="fp32")
+    parser.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=RUNTIME_NAMES,
+        default=["torch"],
+        help="runtime(s) to time side by side (default torch)",
+    )
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32"],
+        help="precision(s) for every runtime that runs them (default fp32)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--batch", type=int, default=1, help="images per timed call (default 1)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
@@ -54,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls (default 3)")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls (default 10)")
     parser.add_argument("--no-latency", action="store_true", help="count only, do not time")
+    add_set_argument(parser)
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the Cost record")
+    parser.set_defaults(handler=_profile)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): model constructor overrides."""
     parser.add_argument(
         "--set",
         action="append",
@@ -61,8 +93,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="model constructor override, repeatable (e.g. --set sppm=false)",
     )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the Cost record")
-    parser.set_defaults(handler=_profile)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -80,7 +110,6 @@ def _options(args: argparse.Namespace) -> profile.InferenceOptions:
         raise ConfigError(f"--compile means --backend inductor; it conflicts with {args.backend}")
     backend = "inductor" if args.compile else (args.backend or "eager")
     return profile.InferenceOptions(
-        dtype=args.dtype,
         channels_last=args.channels_last,
         fold_bn=args.fold_bn,
         backend=backend,
@@ -88,49 +117,97 @@ def _options(args: argparse.Namespace) -> profile.InferenceOptions:
     )
 
 
-def _build(name: str, num_classes: int, assignments: list[str]) -> torch.nn.Module:
+def build_model(name: str, num_classes: int, assignments: list[str]) -> torch.nn.Module:
+    """A registered model with ``--set`` overrides; bad names and values are ConfigErrors."""
     if num_classes < 1:
         raise ConfigError(f"--num-classes must be at least 1, got {num_classes}")
-    overrides = parse_assignments(assignments)
+    spec = ModelSpec(name=name, overrides=parse_assignments(assignments))
+    return models.build_model(spec, num_classes)
+
+
+def _runtime_precisions(args: argparse.Namespace, device) -> tuple[dict, list[str]]:
+    """Per runtime, the asked precisions it runs on ``device``, and a note per pair it does
+    not (e.g. torch int8): ``--runtime torch openvino --precision fp32 int8`` measures the
+    three pairs that exist and says which one it left out. A runtime that runs none of the
+    precisions, or is not installed, is an error."""
+    from bench.deploy import RuntimeMissingError, check_combination
+
+    kept: dict[str, tuple[str, ...]] = {}
+    notes = []
+    for runtime in dict.fromkeys(args.runtime):
+        ok = []
+        for precision in dict.fromkeys(args.precision):
+            try:
+                check_combination(runtime, precision, device)
+            except RuntimeMissingError:
+                raise
+            except ConfigError as error:
+                notes.append(f"not measured: {runtime} {precision}: {error}")
+            else:
+                ok.append(precision)
+        if not ok:
+            raise ConfigError(
+                f"--runtime {runtime} runs none of --precision {args.precision} on "
+                f"{device.type}: " + "; ".join(notes)
+            )
+        kept[runtime] = tuple(ok)
+    return kept, notes
+
+
+def _spec(args: argparse.Namespace, size: tuple[int, int], runtime_precisions: dict) -> ProfileSpec:
     try:
-        return architectures.create_model(name, num_classes, **overrides)
-    except (architectures.UnknownModelError, architectures.UnknownOverrideError) as error:
-        raise ConfigError(str(error)) from None
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"cannot build {name!r} with overrides {overrides}: {error}") from None
+        return ProfileSpec(
+            flops_sizes=(size,),
+            latency_size=size,
+            latency_batch=args.batch,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            threads=args.threads,
+            inference=_options(args),
+            runtimes=tuple(runtime_precisions),
+            precisions=tuple(dict.fromkeys(args.precision)),
+            runtime_precisions=runtime_precisions,
+        )
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, "profile")) from None
 
 
 def _profile(args: argparse.Namespace) -> int:
     sizes = [parse_size(text) for text in args.size]
     device = profile.resolve_device(args.device)
-    options = _options(args)
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1, got {args.rounds}")
     profile.check_settings(
         device,
-        options,
+        _options(args),
         batch=args.batch,
         warmup=args.warmup,
         repeats=args.repeats,
         threads=args.threads,
     )
-    model = _build(args.model, args.num_classes, args.set)
-    flops = [record for size in sizes for record in profile.count_flops(model, size)]
-    latency = []
-    if not args.no_latency:
-        latency = [
-            profile.measure_latency(
-                model,
-                size,
-                device=device,
-                options=options,
-                batch=args.batch,
-                warmup=args.warmup,
-                repeats=args.repeats,
-                threads=args.threads,
-            )
-            for size in sizes
+    runtime_precisions, notes = _runtime_precisions(args, device)
+    specs = [_spec(args, size, runtime_precisions) for size in sizes]
+    for spec in specs:
+        profile.check_profile_spec(spec, device)
+    model = build_model(args.model, args.num_classes, args.set)
+    if args.no_latency:
+        flops = [record for size in sizes for record in profile.count_flops(model, size)]
+        cost = Cost(params=profile.count_parameters(model), flops=flops, latency=[])
+    else:
+        costs = [
+            profile.profile_models({args.model: model}, spec, device, rounds=args.rounds)[
+                args.model
+            ]
+            for spec in specs
         ]
-    cost = Cost(params=profile.count_parameters(model), flops=flops, latency=latency)
+        cost = Cost(
+            params=costs[0].params,
+            flops=[record for one in costs for record in one.flops],
+            latency=[record for one in costs for record in one.latency],
+        )
     print(format_cost(args.model, args.num_classes, parse_assignments(args.set), cost))
+    for note in notes:
+        print(note)
     if args.json is not None:
         atomic_write_text(args.json, cost.model_dump_json(indent=2))
     return 0
@@ -191,27 +268,35 @@ def _flops_table(flops: list[FlopCount]) -> str:
 
 
 def _latency_table(latency: list[Latency]) -> str:
+    """One row per measurement; settings every row shares are printed once above the table,
+    the others in the row. The fastest row of each input size is marked."""
+    parts = [record.settings() for record in latency]
+    shared = [part for part in parts[0] if all(part in other for other in parts[1:])]
+    fastest = {}
+    for record in latency:
+        best = fastest.get(record.input_size)
+        if best is None or record.median_ms < best.median_ms:
+            fastest[record.input_size] = record
     first = latency[0]
-    flags = [
-        name
-        for name, on in (
-            ("channels_last", first.channels_last),
-            ("bn folded", first.bn_folded),
-            ("cuda graphs", first.cuda_graphs),
-        )
-        if on
-    ]
-    threads = "" if first.threads is None else f", {first.threads} threads"
     settings = (
-        f"latency on {first.device} ({first.device_name}), {first.dtype}, {first.backend}"
-        f"{threads}, batch {first.batch}, {first.warmup} warm-up + {first.repeats} timed calls"
-        + "".join(f", {flag}" for flag in flags)
+        "latency: " + ", ".join(shared) + f"; {first.warmup} warm-up + {first.repeats} timed "
+        f"calls in {first.rounds} interleaved round(s), side by side"
     )
-    rows = [
-        [_size(r.input_size), f"{r.median_ms:.2f}", f"{r.iqr_ms:.2f}", f"{r.fps:.2f}"]
-        for r in latency
-    ]
-    return "\n".join([settings, *_table(["input", "median ms", "IQR ms", "FPS"], rows)])
+    rows = []
+    for record, own in zip(latency, parts, strict=True):
+        fastest_size = fastest[record.input_size]
+        rows.append(
+            [
+                ", ".join(part for part in own if part not in shared) or "-",
+                f"{record.median_ms:.2f}",
+                f"{record.iqr_ms:.2f}",
+                f"{record.fps:.2f}",
+                f"{record.median_ms / fastest_size.median_ms:.2f}x"
+                + (" fastest" if record is fastest_size else ""),
+            ]
+        )
+    header = ["measurement", "median ms", "IQR ms", "FPS", "vs fastest"]
+    return "\n".join([settings, *_table(header, rows)])
 
 
 def _size(size: tuple[int, int]) -> str:

@@ -32,11 +32,21 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def example_input(
-    model: nn.Module, input_size: tuple[int, int], batch: int = 1, seed: int = 0
+def random_images(
+    input_size: tuple[int, int],
+    batch: int = 1,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+    seed: int = 0,
 ) -> torch.Tensor:
-    """A reproducible random float32 image batch on the model's device."""
+    """A reproducible random ``batch x 3 x H x W`` image batch (standard normal, like a
+    normalised image) with the given device, dtype and memory format."""
     height, width = input_size
     generator = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, height, width, generator=generator)
-    return images.to(model_device(model))
+    images = images.to(device=device, dtype=dtype)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images

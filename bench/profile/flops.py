@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.profile._common import eval_mode, example_input
+from bench.profile._common import eval_mode, model_device, random_images
 from bench.results import FlopCount
 
 FVCORE = "fvcore"
@@ -53,7 +53,7 @@ def _silenced() -> Iterator[None]:
 
 def fvcore_flops(model: nn.Module, input_size: tuple[int, int], batch: int = 1) -> FlopCount:
     """fvcore's count (1 per multiply-add) of an eval-mode forward on ``batch x 3 x H x W``."""
-    images = example_input(model, input_size, batch)
+    images = random_images(input_size, batch, device=model_device(model))
     with _silenced(), eval_mode(model), torch.no_grad():
         # Imported here: fvcore scripts a function at import time, which warns.
         from fvcore.nn import FlopCountAnalysis
@@ -79,7 +79,7 @@ def fvcore_flops(model: nn.Module, input_size: tuple[int, int], batch: int = 1) 
 
 def torch_flops(model: nn.Module, input_size: tuple[int, int], batch: int = 1) -> FlopCount:
     """``torch.utils.flop_counter``'s count (2 per multiply-add) of an eval-mode forward."""
-    images = example_input(model, input_size, batch)
+    images = random_images(input_size, batch, device=model_device(model))
     counter = FlopCounterMode(display=False)
     with eval_mode(model), torch.no_grad(), counter:
         model(images)

@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.overrides import TorchFunctionMode
 
-from bench.profile._common import PROBE_SIZE, example_input
+from bench.profile._common import PROBE_SIZE, model_device, random_images
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -109,7 +109,7 @@ def conv_bn_pairs(
             handles.append(module.register_forward_hook(recorder.norm_exit))
     try:
         with torch.no_grad(), recorder:
-            model(example_input(model, input_size))
+            model(random_images(input_size, device=model_device(model)))
     finally:
         for handle in handles:
             handle.remove()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.profile._common import PROBE_SIZE, eval_mode, example_input
+from bench.profile._common import PROBE_SIZE, eval_mode, model_device, random_images
 from bench.results import ParamCount
 
 
@@ -30,7 +30,7 @@ def called_modules(model: nn.Module, input_size: tuple[int, int] = PROBE_SIZE) -
     ]
     try:
         with eval_mode(model), torch.no_grad():
-            model(example_input(model, input_size))
+            model(random_images(input_size, device=model_device(model)))
     finally:
         for handle in handles:
             handle.remove()

@@ -2,9 +2,11 @@
 
 Each benchmark times eval-mode forwards of an inference copy built by
 :func:`bench.profile.prepare_inference` on a fixed random input: batch 1, fp32,
-19 classes, at two input sizes. The default test run skips these
-(``--benchmark-skip`` in pyproject); ``nox -s benchmark`` saves each run and fails
-when a median grew by more than the threshold set in noxfile.py.
+19 classes, at two input sizes; and the ONNX export of every model run by ONNX Runtime
+and OpenVINO (fp32) at one size, so a regression in the export or a runtime is caught.
+The default test run skips these (``--benchmark-skip`` in pyproject); ``nox -s
+benchmark`` saves each run and fails when a median grew by more than the threshold set
+in noxfile.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import pytest
 import torch
 
 from architectures import create_model, list_models
-from bench.profile import InferenceOptions, prepare_inference
+from bench.deploy import DeployedModel
+from bench.profile import InferenceOptions, prepare_inference, random_images
 
 NUM_CLASSES = 19
 SIZES = {"360x480": (360, 480), "512x1024": (512, 1024)}
@@ -58,6 +61,33 @@ def test_cpu_forward(benchmark, name, size):
         benchmark.pedantic(
             run, args=(images,), rounds=CPU_ROUNDS[size], iterations=1, warmup_rounds=1
         )
+
+
+RUNTIME_SIZE = (360, 480)
+RUNTIME_ROUNDS = 25
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+@models
+def test_cpu_runtime_forward(benchmark, name, runtime):
+    """The ONNX export on another runtime: one call of the prepared deployment, timed."""
+    images = random_images(RUNTIME_SIZE)
+    model = create_model(name, NUM_CLASSES)
+    with DeployedModel(model, runtime, "fp32", threads=torch.get_num_threads()) as deployed:
+        deployment = deployed.deployment(images)
+        fed = deployment.feed(images)
+        benchmark.group = f"cpu {runtime} {RUNTIME_SIZE[0]}x{RUNTIME_SIZE[1]}"
+        benchmark.extra_info.update(
+            device="cpu",
+            input_size=list(RUNTIME_SIZE),
+            batch=1,
+            threads=torch.get_num_threads(),
+            runtime=runtime,
+            runtime_version=deployment.runtime_version,
+            precision="fp32",
+            backend=deployment.backend,
+        )
+        benchmark.pedantic(deployment.run, args=(fed,), rounds=RUNTIME_ROUNDS, warmup_rounds=2)
 
 
 @pytest.mark.gpu
