@@ -308,11 +308,6 @@ class ProfileSpec(_Frozen):
     precisions: tuple[Precision, ...] = Field(("fp32",), min_length=1)
     runtime_precisions: RuntimePrecisions = RuntimePrecisions()
     calibration_images: int = Field(32, ge=1, description="training images calibrating int8")
-    deployed_accuracy: bool = Field(
-        True,
-        description="after training, score every reduced precision of combinations() on "
-        "the validation split (its accuracy cost against the run's fp32 metrics)",
-    )
 
     @model_validator(mode="after")
     def _runtime_precisions_name_listed_runtimes(self) -> ProfileSpec:
@@ -396,6 +391,11 @@ class VariantSpec(_Frozen):
         "final",
         description="the evaluation the report shows and `expected` checks: the final weights, "
         "or the best periodic evaluation (PaddleSeg's best_model)",
+    )
+    deployed_accuracy: bool = Field(
+        True,
+        description="after training, score every reduced precision of the profile's "
+        "runtimes on the validation split (its accuracy cost against the fp32 metrics)",
     )
     evaluates: str | None = Field(
         None,

@@ -207,7 +207,7 @@ def execute_run(
                 training=outcome.training,
                 environment=environment(ctx),
                 predictions=write_predictions(layout, outcome.predictions),
-                deployed=deployed_accuracies(outcome.model, cfg, data_root, ctx.device),
+                deployed=_deployed(run, outcome.model, data_root, ctx),
             )
     if ctx.is_main and record is not None:
         write_record(layout.result, record)
@@ -215,6 +215,13 @@ def execute_run(
             layout.checkpoint.unlink(missing_ok=True)
     ctx.barrier()
     return record
+
+
+def _deployed(run: PlannedRun, model, data_root: Path, ctx: DistContext) -> list:
+    """The accuracy cost of the reduced precisions, for variants that ask for it."""
+    if not run.variant.deployed_accuracy:
+        return []
+    return deployed_accuracies(model, run.config, data_root, ctx.device)
 
 
 def _evaluate_trained(
@@ -252,7 +259,7 @@ def _evaluate_trained(
         training=source.record.training,
         environment=environment(ctx),
         predictions=write_predictions(run.layout, final.predictions),
-        deployed=deployed_accuracies(model, cfg, data_root, ctx.device),
+        deployed=_deployed(run, model, data_root, ctx),
         evaluated_from=source.run_id,
     )
     write_record(run.layout.result, record)

@@ -98,13 +98,13 @@ def deployed_accuracies(
 ) -> list[DeployedAccuracy]:
     """The validation metrics of every reduced precision ``cfg.profile`` deploys ``model``
     in (its accuracy cost against the run's fp32 metrics); empty when the profile asks for
-    none or ``profile.deployed_accuracy`` is off.
+    none.
 
     Evaluated at ``eval.scale`` (deployments run one static size per image size; flip and
     multi-scale evaluation are the fp32 run's own).
     """
     reduced = [pair for pair in cfg.profile.combinations() if pair[1] != "fp32"]
-    if not reduced or not cfg.profile.deployed_accuracy:
+    if not reduced:
         return []
     from bench.deploy import evaluate_deployed
 

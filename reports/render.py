@@ -32,6 +32,7 @@ from bench.results import (
 from reports import formatting as fmt
 from reports import images, plots, runtimes, tables
 from reports.measurement import measurement
+from reports.protocol import protocol_tables
 from reports.provenance import provenance
 from reports.summary import (
     ENTRY_STATUSES,
@@ -231,6 +232,7 @@ def report_context(
         },
         "counts": status_counts(entries),
         "provenance": provenance(suite.name, suite_file, records),
+        "protocol": protocol_tables(suite, entries),
         "main_rows": tables.main_rows(summaries),
         "runtime_table": runtimes.runtime_table(summaries),
         "ablations": tables.ablation_tables(suite, summaries, key),
@@ -283,6 +285,7 @@ def entries_from_plan(plan: Sequence[PlannedRun]) -> list[ReportEntry]:
             seed=run.config.seed,
             status=run.status,
             record=run.record,
+            config=run.config,
         )
         for run in plan
     ]

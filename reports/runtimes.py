@@ -19,7 +19,7 @@ from bench.results import TIMING_LABELS, RunRecord
 from reports import formatting as fmt
 from reports.summary import LatencyKey, LatencySummary, SeedStat, VariantSummary, seed_stat
 from reports.summary import seed_noise as noise_of
-from reports.tables import MAIN_GROUP, noise_verdict
+from reports.tables import MAIN_GROUP, noise_verdict, paper_result
 
 # How each paper timed its FPS (REFERENCE.md): PP-LiteSeg, an ONNX -> TensorRT fp32 engine
 # without host/device copies on a GTX 1080Ti; LiteSeg, eager PyTorch fp32 on a 1080Ti.
@@ -89,7 +89,7 @@ def _cost_cell(key: LatencyKey, cost: AccuracyCost | None) -> dict[str, Any]:
 
 def _paper_fps(summary: VariantSummary, key: LatencyKey) -> str | None:
     method = paper_method(summary.spec.model)
-    paper = summary.spec.paper
+    paper = paper_result(summary.spec)
     if method is None or paper is None or paper.fps is None:
         return None
     if (key.context[0], key.runtime, key.precision, key.timing) != method:
@@ -148,7 +148,7 @@ def runtime_table(summaries: Mapping[str, VariantSummary]) -> dict[str, Any] | N
         own = variant_rows(summary)
         rows += own
         method = paper_method(summary.spec.model)
-        paper = summary.spec.paper
+        paper = paper_result(summary.spec)
         if method and paper and paper.fps and not any(row["paper_fps"] for row in own):
             unmatched.append(
                 {

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from bench.config import SuiteSpec, VariantSpec
-from bench.results import FlopCount, Latency, ParamCount, RunRecord
+from bench.config import RunConfig, SuiteSpec, VariantSpec
+from bench.results import FlopCount, Latency, Metrics, ParamCount, RunRecord
 
 EntryStatus = Literal["done", "failed", "partial", "missing"]
 ENTRY_STATUSES: tuple[EntryStatus, ...] = ("done", "failed", "partial", "missing")
@@ -36,6 +36,7 @@ class ReportEntry:
         status: ``done``, ``failed``, ``partial`` (checkpoint but no result yet) or ``missing``.
         record: the run's record, present for done and failed runs.
         error: why the run failed, if known (falls back to ``record.error``).
+        config: the run's resolved config (from the plan), for the protocol table.
     """
 
     run_id: str
@@ -44,6 +45,7 @@ class ReportEntry:
     status: EntryStatus
     record: RunRecord | None
     error: str | None = None
+    config: RunConfig | None = None
 
     @property
     def message(self) -> str | None:
@@ -111,7 +113,12 @@ class LatencySummary:
 
 @dataclass(frozen=True)
 class VariantSummary:
-    """A variant's planned runs and its results aggregated over finished seeds."""
+    """A variant's planned runs and its results aggregated over finished seeds.
+
+    The metrics are those of the evaluation the variant reports (``spec.checkpoint``:
+    final weights or best periodic evaluation); ``other_miou`` is the other one (None when
+    no run recorded a best evaluation).
+    """
 
     spec: VariantSpec
     entries: tuple[ReportEntry, ...]
@@ -119,6 +126,7 @@ class VariantSummary:
     miou: SeedStat | None
     pixel_acc: SeedStat | None
     macc: SeedStat | None
+    other_miou: SeedStat | None
     per_class_iou: dict[str, float | None]
     params: ParamCount | None
     flops: tuple[FlopCount, ...]
@@ -178,20 +186,27 @@ def _finished(entries: Iterable[ReportEntry]) -> tuple[RunRecord, ...]:
     return tuple(sorted(records, key=lambda record: record.seed))
 
 
-def _metric(records: Sequence[RunRecord], name: str) -> SeedStat | None:
-    return seed_stat([100.0 * getattr(record.metrics, name) for record in records])
+def reported_metrics(record: RunRecord, checkpoint: str) -> Metrics:
+    """The metrics a variant reports: the final evaluation, or the best periodic one
+    (PaddleSeg's ``best_model``) when the variant says ``checkpoint = "best"`` and the run
+    recorded one."""
+    if checkpoint == "best" and record.best is not None:
+        return record.best.metrics
+    return record.metrics
 
 
-def _per_class_iou(records: Sequence[RunRecord]) -> dict[str, float | None]:
+def _metric(metrics: Sequence[Metrics], name: str) -> SeedStat | None:
+    return seed_stat([100.0 * getattr(item, name) for item in metrics])
+
+
+def _per_class_iou(metrics: Sequence[Metrics]) -> dict[str, float | None]:
     names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record.metrics.per_class_iou))
+    for item in metrics:
+        names.update(dict.fromkeys(item.per_class_iou))
     result: dict[str, float | None] = {}
     for name in names:
         values = [
-            100.0 * value
-            for record in records
-            if (value := record.metrics.per_class_iou.get(name)) is not None
+            100.0 * value for item in metrics if (value := item.per_class_iou.get(name)) is not None
         ]
         result[name] = statistics.fmean(values) if values else None
     return result
@@ -223,14 +238,22 @@ def summarize_variant(spec: VariantSpec, entries: Sequence[ReportEntry]) -> Vari
     """Aggregate the finished runs of one variant over its seeds."""
     records = _finished(entries)
     costed = next((record.cost for record in records if record.cost is not None), None)
+    reported = [reported_metrics(record, spec.checkpoint) for record in records]
+    other = "final" if spec.checkpoint == "best" else "best"
+    other_metrics = [
+        reported_metrics(record, other)
+        for record in records
+        if other == "final" or record.best is not None
+    ]
     return VariantSummary(
         spec=spec,
         entries=tuple(sorted(entries, key=lambda entry: entry.seed)),
         records=records,
-        miou=_metric(records, "miou"),
-        pixel_acc=_metric(records, "pixel_acc"),
-        macc=_metric(records, "macc"),
-        per_class_iou=_per_class_iou(records),
+        miou=_metric(reported, "miou"),
+        pixel_acc=_metric(reported, "pixel_acc"),
+        macc=_metric(reported, "macc"),
+        other_miou=_metric(other_metrics, "miou"),
+        per_class_iou=_per_class_iou(reported),
         params=costed.params if costed is not None else None,
         flops=tuple(costed.flops) if costed is not None else (),
         latency=_latency(records),

@@ -131,6 +131,14 @@ def seeds_text(stat: SeedStat | None) -> str:
     return f"n={count} seed" if count == 1 else f"n={count} seeds"
 
 
+def checkpoint_text(checkpoint: str, other: SeedStat | None) -> str:
+    """Which evaluation the row reports, and the other one beside it."""
+    if checkpoint == "best":
+        return f"best periodic evaluation (final weights: {fmt.mean_std(other)})"
+    best = "" if other is None else f" (best periodic evaluation: {fmt.mean_std(other)})"
+    return f"final weights{best}"
+
+
 def main_row(summary: VariantSummary) -> dict[str, Any]:
     """One row of the main table (a variant aggregated over its seeds)."""
     spec = summary.spec
@@ -149,6 +157,7 @@ def main_row(summary: VariantSummary) -> dict[str, Any]:
         "latency": [latency_cell(latency) for latency in summary.latency.values()],
         "miou": fmt.mean_std(summary.miou),
         "seeds": seeds_text(summary.miou),
+        "checkpoint": checkpoint_text(spec.checkpoint, summary.other_miou),
         "pixel_acc": fmt.mean_std(summary.pixel_acc),
         "macc": fmt.mean_std(summary.macc),
         "paper": paper_cell(paper),
@@ -213,9 +222,24 @@ def latency_delta(
         "reference": fmt.milliseconds(ref.median_ms),
         "variant": fmt.milliseconds(var.median_ms),
         "delta": f"{fmt.signed(delta)} ms ({fmt.signed(relative, 1)}%)",
-        "verdict": timing_verdict(delta, max(ref.iqr_ms, var.iqr_ms)),
+        "verdict": timing_verdict(delta, max(ref.iqr_ms, var.iqr_ms))
+        if same_session(ref, var)
+        else NOT_SIDE_BY_SIDE,
         "settings": fmt.latency_settings(key),
     }
+
+
+NOT_SIDE_BY_SIDE = {
+    "text": "no verdict: not timed side by side (liteseg-bench run --reprofile)",
+    "css": "unknown",
+}
+
+
+def same_session(first: LatencySummary, second: LatencySummary) -> bool:
+    """Whether two latencies were timed in one interleaved session (and only one each), the
+    only case in which their difference says something about the models rather than about
+    the machine's drift between two measurements."""
+    return len(first.sessions) == 1 and first.sessions == second.sessions
 
 
 def ablation_row(

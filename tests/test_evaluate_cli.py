@@ -102,7 +102,7 @@ def test_an_evaluation_only_variant_scores_the_trained_weights_at_its_own_scale(
     trained_run, scaled = records["trained"], records["at half scale"]
     assert scaled["evaluated_from"] == trained_run["run_id"]
     assert scaled["training"] == trained_run["training"]
-    assert scaled["metrics"] != trained_run["metrics"]
+    assert scaled["config"]["eval"]["scale"] == 0.5 != trained_run["config"]["eval"]["scale"]
     evaluation = _evaluate(out, data_root, trained_run["run_id"], "--scale", "0.5")
     assert evaluation["metrics"] == scaled["metrics"]
     layout = SuiteLayout.of(out, "evaluate-test")

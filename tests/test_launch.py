@@ -216,3 +216,20 @@ def test_job_requeued_at_its_time_limit_resumes_from_the_checkpoint(tmp_path):
     claims = [e for e in read_events(run.layout) if e["event"] == "claimed"]
     assert [claim["previous_status"] for claim in claims] == ["missing", "partial"]
     assert claims[0]["pid"] != claims[1]["pid"], "the requeued job is a new process"
+
+
+@pytest.mark.slow
+def test_local_workers_share_the_plan_and_the_parent_times_latency_once(tmp_path):
+    suite = tmp_path / "array.toml"
+    healthy = ARRAY_SUITE.replace('"optim.lr" = 1e12', '"optim.lr" = 0.02')
+    suite.write_text(healthy, encoding="utf-8")
+    out = tmp_path / "out"
+    result = _run("run", str(suite), "--out", str(out), "--data-root", str(tmp_path / "data"),
+                  "--workers", "2", "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "starting 2 local workers with 1 CPU thread(s) each" in result.stderr
+    layout = SuiteLayout.of(out, "array")
+    _assert_each_run_done_once(layout, {c.run_id() for c in resolve_runs(load_suite(suite))})
+    workers = {e["pid"] for events in _claims(layout).values() for e in events}
+    assert len(workers) == 2, "both workers trained"
+    assert result.stderr.count("timing 3 architectures side by side") == 1

@@ -156,6 +156,7 @@ def make_cost(variant: str) -> Cost:
                 threads=2,
                 warmup=3,
                 repeats=10,
+                session="one-session",  # all architectures timed side by side
                 median_ms=median,
                 iqr_ms=0.05 * median,
                 fps=1000.0 / median,
@@ -711,3 +712,25 @@ def test_expected_result_tolerance_is_inclusive(mean, verdict):
 )
 def test_number_formats(function, value, text):
     assert function(value) == text
+
+
+def test_protocol_tables_compare_each_variant_with_its_recipe(tmp_path):
+    from bench.config import load_suite
+    from bench.plan import plan_suite
+    from reports.render import entries_from_plan
+
+    suite = load_suite("camvid-quick")
+    layout = SuiteLayout(tmp_path / "camvid-quick")
+    entries = entries_from_plan(plan_suite(suite, layout))
+    path = render_report(suite, entries, layout, suite_file=tmp_path / "camvid-quick.toml")
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "lxml")
+    tables = soup.find_all("table", class_="protocol-table")
+    assert tables, "one table per recipe outcome"
+    text = soup.find(id="protocol").find_next("div").get_text(" ", strip=True)
+    rows = table_rows(tables[0])
+    by_item = {row["Item"].get_text(strip=True): row for row in rows}
+    iterations = by_item["training iterations"]
+    assert iterations["Paper / official"].get_text().startswith("10000")
+    assert iterations["Ours"].get_text(strip=True) == "180"
+    assert "deviation" in iterations["Status"].get_text() and "CPU budget" in text
+    assert "undeclared" not in soup.find(id="protocol").parent.get_text()
