@@ -3,10 +3,12 @@
 Stages, each reading only what the previous one wrote:
 
 1. **Train** (:func:`execute_run`): for each pending run this worker claims
-   (:class:`bench.locks.FileLock` in the run folder), train, evaluate, count parameters
-   and FLOPs (cached per architecture), and write the record. Runs held by a live
-   worker elsewhere are skipped; a stale claim is taken over and the run resumes from
-   its checkpoint.
+   (:class:`bench.locks.FileLock` in the run folder), train, evaluate (final and best),
+   score the reduced precisions of its runtimes (their accuracy cost), count parameters
+   and FLOPs (cached per architecture), and write the record. An evaluation-only run
+   scores the weights of the run it ``evaluates`` instead, once that one is done. Runs
+   held by a live worker elsewhere are skipped; a stale claim is taken over and the
+   run resumes from its checkpoint.
 2. **Measure latency** (:func:`measure_suite_latency`): once no run of the plan is
    unfinished, every finished architecture is timed side by side in interleaved rounds
    (one *session*), unless all of them already carry a measurement of one session under

