@@ -89,6 +89,12 @@ def load_weights(model: nn.Module, path: Path, where: str = "") -> None:
         raise ConfigError(f"{where}weights file {path} does not exist")
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state_dict)
     except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as error:
-        raise ConfigError(f"{where}cannot load weights {path}: {error}") from None
+        raise ConfigError(f"{where}cannot read weights {path}: {error}") from None
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(
+            f"{where}weights {path} do not fit this model (check the model, its overrides "
+            f"and the number of classes): {error}"
+        ) from None

@@ -7,6 +7,7 @@ import pytest
 from bs4 import BeautifulSoup
 from test_report import build_sample_report, first_line
 
+from bench.layout import SuiteLayout
 from bench.results import DeployedAccuracy, Latency, RunRecord
 from reports.render import render_report
 
@@ -68,7 +69,9 @@ def soup(tmp_path_factory) -> BeautifulSoup:
         )
         for entry in sample.entries
     ]
-    path = render_report(sample.suite, entries, sample.suite_dir, suite_file=sample.suite_file)
+    path = render_report(
+        sample.suite, entries, SuiteLayout(sample.suite_dir), suite_file=sample.suite_file
+    )
     return BeautifulSoup(path.read_text(encoding="utf-8"), "lxml")
 
 
