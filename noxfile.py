@@ -36,9 +36,18 @@ def _install_project(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the tests: unit, real-data and multi-process (no parity, GPU or benchmarks)."""
+    """Run the tests: unit, real-data and multi-process (no long, parity, GPU or benchmarks)."""
     _install_project(session)
-    session.run("pytest", "-m", "not parity and not gpu", *session.posargs, env=_data_env())
+    session.run(
+        "pytest", "-m", "not long and not parity and not gpu", *session.posargs, env=_data_env()
+    )
+
+
+@nox.session(default=False)
+def long(session: nox.Session) -> None:
+    """Run the minutes-long tests: SIGKILL resume, cluster jobs, paper suites, int8 on CamVid."""
+    _install_project(session)
+    session.run("pytest", "-m", "long and not gpu", *session.posargs, env=_data_env())
 
 
 @nox.session

@@ -21,7 +21,7 @@ from bench.evaluate import predict
 from bench.layout import RunLayout
 from bench.train import Trainer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 TRAIN_STEPS = 50
 VAL_IMAGES = 12

@@ -97,6 +97,7 @@ def test_every_switch_value_exports_exactly(case, tmp_path):
     _check(name, overrides, ODD_SIZE, tmp_path)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_quantizes_to_int8(name, runtime):

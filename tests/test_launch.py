@@ -125,6 +125,7 @@ def test_two_run_commands_on_one_folder_train_every_run_exactly_once(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_submitit_local_executor_runs_the_suite_two_jobs_at_a_time(tmp_path):
     pytest.importorskip("submitit")
     out, data = tmp_path / "out", tmp_path / "data"
@@ -145,6 +146,7 @@ def test_submitit_local_executor_runs_the_suite_two_jobs_at_a_time(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_failing_job_leaves_the_others_and_retry_reruns_only_it(tmp_path):
     pytest.importorskip("submitit")
     suite = tmp_path / "array.toml"
@@ -175,6 +177,7 @@ def test_a_failing_job_leaves_the_others_and_retry_reruns_only_it(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_job_requeued_at_its_time_limit_resumes_from_the_checkpoint(tmp_path):
     submitit = pytest.importorskip("submitit")
     import torch
@@ -219,6 +222,7 @@ def test_job_requeued_at_its_time_limit_resumes_from_the_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_local_workers_share_the_plan_and_the_parent_times_latency_once(tmp_path):
     suite = tmp_path / "array.toml"
     healthy = ARRAY_SUITE.replace('"optim.lr" = 1e12', '"optim.lr" = 0.02')

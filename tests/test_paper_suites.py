@@ -72,6 +72,7 @@ def _stdc_files(data_root: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("name", list(MINIATURES))
 def test_paper_suite_runs_on_cpu_and_writes_records(name, tmp_path, torch_home):
     data_root, out = tmp_path / "data", tmp_path / "out"

@@ -115,6 +115,7 @@ def _run_dirs(out: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_killed_run_resumes_to_identical_result(tmp_path):
     suite = _suite(tmp_path, iters=40)
     common = ["--data-root", str(tmp_path / "data"), "--device", "cpu", "--no-progress"]
