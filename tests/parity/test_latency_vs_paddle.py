@@ -64,7 +64,7 @@ def _official(variant: str) -> Callable[[], Any]:
 
 
 def _ours(model: torch.nn.Module, options: profile.InferenceOptions) -> Callable[[], Any]:
-    images = profile.latency.make_input(1, SIZE, torch.device("cpu"), options)
+    images = profile.random_images(SIZE, channels_last=options.channels_last)
     run = profile.prepare_inference(model, options, "cpu", images)
 
     def forward() -> torch.Tensor:
