@@ -73,6 +73,17 @@ def test_tables_render_with_their_headers(page):
     assert len(widths) == 3 and len(set(widths)) == 1
 
 
+def test_a_cell_spanning_its_row_is_as_wide_as_the_row(page):
+    """Settings lines under the runtime table's rows span all columns (no block-level cell)."""
+    spans = page.execute_script(
+        "return Array.from(document.querySelectorAll('td[colspan]')).map(td => "
+        "[td.getBoundingClientRect().width, td.parentElement.getBoundingClientRect().width])"
+    )
+    assert spans, "the sample report has rows of settings"
+    for cell, row in spans:
+        assert abs(cell - row) <= 2, (cell, row)
+
+
 def test_every_image_decoded(page):
     images = page.execute_script(
         "return Array.from(document.images).map(img => [img.alt, img.complete, img.naturalWidth])"
