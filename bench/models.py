@@ -7,14 +7,12 @@ everywhere.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from architectures import UnknownModelError, UnknownOverrideError, create_model
-from architectures.weights import WeightLoadError, load_official
+from architectures.weights import WeightLoadError, load_official, read_pth
 from bench.config import ModelSpec
 from bench.errors import ConfigError
 from bench.pretrained import IMAGENET, resolve_imagenet
@@ -88,9 +86,9 @@ def load_weights(model: nn.Module, path: Path, where: str = "") -> None:
     if not path.is_file():
         raise ConfigError(f"{where}weights file {path} does not exist")
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as error:
-        raise ConfigError(f"{where}cannot read weights {path}: {error}") from None
+        state_dict = read_pth(path)
+    except WeightLoadError as error:
+        raise ConfigError(f"{where}cannot read weights {error}") from None
     try:
         model.load_state_dict(state_dict)
     except (RuntimeError, TypeError) as error:
