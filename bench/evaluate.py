@@ -30,41 +30,70 @@ DEFAULT_EVAL = EvalSpec()
 
 
 class ConfusionMatrix:
-    """Accumulates ``counts[true, predicted]`` over batches, optionally across processes."""
+    """Accumulates ``counts[true, predicted]`` over batches, optionally across processes.
+
+    The matrix of every image is kept too (``per_image``, in the order the images were
+    added): mIoU is a ratio of summed matrices, so a bootstrap over images resamples
+    these and recomputes it (:func:`bench.stats.image_bootstrap_se`).
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.counts = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-        self.num_images = 0
+        self.per_image: list[torch.Tensor] = []
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """The ``(C, C)`` matrix summed over every image added."""
+        if not self.per_image:
+            return torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        return torch.stack(self.per_image).sum(dim=0)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.per_image)
 
     def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch of predicted class indices and labels of the same shape."""
+        """Add a batch ``(N, H, W)`` (or one image ``(H, W)``) of predicted class indices and
+        labels of the same shape."""
         if predictions.shape != labels.shape:
             raise ValueError(
                 f"predictions {tuple(predictions.shape)} != labels {tuple(labels.shape)}"
             )
-        valid = labels != self.ignore_index
-        flat = labels[valid].to(torch.int64) * self.num_classes + predictions[valid].to(torch.int64)
-        counts = torch.bincount(flat.cpu(), minlength=self.num_classes**2)
-        self.counts += counts.reshape(self.num_classes, self.num_classes)
-        self.num_images += labels.shape[0] if labels.dim() == 3 else 1
+        if labels.dim() == 2:
+            predictions, labels = predictions.unsqueeze(0), labels.unsqueeze(0)
+        for prediction, label in zip(predictions, labels, strict=True):
+            valid = label != self.ignore_index
+            flat = label[valid].to(torch.int64) * self.num_classes
+            flat += prediction[valid].to(torch.int64)
+            counts = torch.bincount(flat.cpu(), minlength=self.num_classes**2)
+            self.per_image.append(counts.reshape(self.num_classes, self.num_classes))
 
     def all_reduce(self) -> None:
-        """Sum the matrices (and image counts) of all processes of a DDP group."""
+        """Gather the images of all processes of a DDP group in split order.
+
+        Process ``r`` of ``W`` scores images ``r, r + W, r + 2W, ...`` (the shards of
+        :meth:`bench.train.Trainer._val_loader`), so image ``j`` of process ``r`` is image
+        ``r + j * W`` of the split.
+        """
         if not (dist.is_available() and dist.is_initialized()):
             return
-        backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-        payload = torch.cat([self.counts.flatten(), torch.tensor([self.num_images])])
-        payload = payload.to(backend_device)
-        dist.all_reduce(payload)
-        payload = payload.cpu()
-        self.counts = payload[:-1].reshape(self.num_classes, self.num_classes)
-        self.num_images = int(payload[-1])
+        gathered: list[list[torch.Tensor]] = [[] for _ in range(dist.get_world_size())]
+        dist.all_gather_object(gathered, self.per_image)
+        longest = max(len(shard) for shard in gathered)
+        self.per_image = [
+            shard[position]
+            for position in range(longest)
+            for shard in gathered
+            if position < len(shard)
+        ]
 
     def compute(self, class_names: Sequence[str]) -> Metrics:
-        """Metrics of the accumulated matrix (see :func:`metrics_from_confusion`)."""
-        return metrics_from_confusion(self.counts.numpy(), class_names, self.num_images)
+        """Metrics of the accumulated matrix (see :func:`metrics_from_confusion`), with the
+        per-image matrices attached."""
+        metrics = metrics_from_confusion(self.counts.numpy(), class_names, self.num_images)
+        per_image = [matrix.flatten().tolist() for matrix in self.per_image]
+        return metrics.model_copy(update={"per_image_confusion": per_image})
 
 
 def metrics_from_confusion(

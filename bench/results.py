@@ -69,6 +69,11 @@ class Metrics(_Record):
         description="classes with zero union: NaN IoU, excluded from miou, 0 in miou_paddleseg"
     )
     num_images: int
+    per_image_confusion: list[list[int]] | None = Field(
+        None,
+        description="each scored image's C x C confusion matrix (rows = ground truth), "
+        "flattened row-major, in split order: the unit a bootstrap over images resamples",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -127,6 +132,11 @@ class Latency(_Record):
     repeats: int
     rounds: int = Field(1, description="interleaved rounds the repeats were split into")
     session: str | None = Field(None, description="id of the side-by-side measurement")
+    round_medians_ms: list[float] = Field(
+        [],
+        description="median of each interleaved round, in round order: the paired samples "
+        "latency comparisons within one session are computed from (bench.stats)",
+    )
     median_ms: float
     iqr_ms: float
     fps: float

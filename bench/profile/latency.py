@@ -289,13 +289,14 @@ def measure_deployments(
             for deployment in get_runtime(runtime).prepare(model, images, precision, contexts[key])
         ]
         fed = [deployment.feed(images) for _, deployment in prepared]
-        times: list[list[float]] = [[] for _ in prepared]
+        by_round: list[list[list[float]]] = [[] for _ in prepared]
         for _ in range(rounds):
             for index, (_, deployment) in enumerate(prepared):
-                times[index] += _time_calls(deployment, fed[index], warmup, per_round)
+                by_round[index].append(_time_calls(deployment, fed[index], warmup, per_round))
     session = uuid.uuid4().hex[:12]
     records: dict[K, list[Latency]] = {key: [] for key in models}
-    for (key, deployment), timings in zip(prepared, times, strict=True):
+    for (key, deployment), rounds_ms in zip(prepared, by_round, strict=True):
+        timings = [ms for round_ms in rounds_ms for ms in round_ms]
         median, iqr = summarize(timings)
         records[key].append(
             Latency(
@@ -312,6 +313,7 @@ def measure_deployments(
                 repeats=len(timings),
                 rounds=rounds,
                 session=session,
+                round_medians_ms=[statistics.median(round_ms) for round_ms in rounds_ms],
                 median_ms=median,
                 iqr_ms=iqr,
                 fps=batch / (median / 1e3),
