@@ -38,6 +38,21 @@ def mean_std(stat: SeedStat | None) -> str:
     return f"{percent(stat.mean)} ± {spread(stat.std)}"
 
 
+def mean_ci(stat: SeedStat | None) -> str:
+    """``67.8 ± 4.1`` with the half-width of the 95 % t-interval over seeds (n - 1 df);
+    ``67.8 ± —`` with one seed; a dash without results."""
+    if stat is None:
+        return DASH
+    return f"{percent(stat.mean)} ± {spread(stat.half_width)}"
+
+
+def interval(low: float | None, high: float | None, decimals: int = 2) -> str:
+    """``[-0.41, +1.20]``, or a dash."""
+    if low is None or high is None:
+        return DASH
+    return f"[{low:+.{decimals}f}, {high:+.{decimals}f}]"
+
+
 def millions(count: int | None) -> str:
     """A parameter count in millions (``8.03 M``)."""
     return DASH if count is None else f"{count / 1e6:.2f} M"

@@ -34,7 +34,8 @@ class TradeoffPoint:
     label: str
     latency_ms: float
     miou: float
-    miou_std: float | None
+    miou_half_width: float | None
+    latency_interval_ms: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,12 @@ def tradeoff_plot(points: Sequence[TradeoffPoint], latency_label: str) -> bytes:
     order = sorted(range(len(points)), key=lambda i: (points[i].latency_ms, points[i].miou))
     label_offsets = {index: (6, 5 if rank % 2 == 0 else -12) for rank, index in enumerate(order)}
     for index, (point, is_front) in enumerate(zip(points, on_front, strict=True)):
+        low, high = point.latency_interval_ms or (point.latency_ms, point.latency_ms)
         axes.errorbar(
             point.latency_ms,
             point.miou,
-            yerr=point.miou_std or 0.0,
+            yerr=point.miou_half_width or 0.0,
+            xerr=[[point.latency_ms - low], [high - point.latency_ms]],
             fmt="o",
             color=FRONT_COLOR if is_front else POINT_COLOR,
             markersize=8 if is_front else 6,
@@ -94,7 +97,7 @@ def tradeoff_plot(points: Sequence[TradeoffPoint], latency_label: str) -> bytes:
     if min(latencies) > 0 and max(latencies) / min(latencies) > LOG_AXIS_RATIO:
         axes.set_xscale("log")
     axes.set_xlabel(plain(f"latency, median (ms) — {latency_label}"), fontsize=9)
-    axes.set_ylabel("mIoU (%), mean ± std over seeds")
+    axes.set_ylabel("mIoU (%), mean and 95 % CI over seeds")
     axes.grid(alpha=0.3)
     axes.margins(x=0.15, y=0.15)
     return figure_png(figure)
@@ -104,7 +107,7 @@ def best_runtime_plot(points: Sequence[Any], latency_label: str) -> bytes:
     """mIoU against latency at each model's best runtime (filled, labelled with it), and the
     same model in fp32 PyTorch (hollow), joined by an arrow.
 
-    ``points`` carry ``label``, ``latency_ms``, ``miou``, ``miou_std``, ``torch_ms`` and
+    ``points`` carry ``label``, ``latency_ms``, ``miou``, ``miou_half_width``, ``torch_ms`` and
     ``fp32_miou`` (see :class:`reports.runtimes.BestPoint`).
     """
     figure = Figure(figsize=(8, 5))
@@ -113,7 +116,7 @@ def best_runtime_plot(points: Sequence[Any], latency_label: str) -> bytes:
         axes.errorbar(
             point.latency_ms,
             point.miou,
-            yerr=point.miou_std or 0.0,
+            yerr=point.miou_half_width or 0.0,
             fmt="o",
             color=FRONT_COLOR,
             capsize=3,
@@ -137,7 +140,7 @@ def best_runtime_plot(points: Sequence[Any], latency_label: str) -> bytes:
     axes.plot([], [], "o", mfc="none", color=POINT_COLOR, label="torch fp32")
     axes.legend(loc="lower right", fontsize=8)
     axes.set_xlabel(plain(f"latency, median (ms) — {latency_label}"), fontsize=9)
-    axes.set_ylabel("mIoU (%), mean ± std over seeds")
+    axes.set_ylabel("mIoU (%), mean and 95 % CI over seeds")
     axes.grid(alpha=0.3)
     axes.margins(x=0.15, y=0.15)
     return figure_png(figure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from scipy import stats as scipy_stats
 
+from bench.claims import Claim, load_claims
 from bench.config import SuiteSpec
 from bench.layout import SuiteLayout
 from bench.plan import PlannedRun
@@ -31,12 +34,12 @@ from bench.results import (
 )
 from reports import formatting as fmt
 from reports import images, plots, runtimes, tables
+from reports.comparisons import evaluate_claims
 from reports.measurement import measurement
 from reports.protocol import protocol_tables
 from reports.provenance import provenance
 from reports.summary import (
     ENTRY_STATUSES,
-    NOISE_SIGMAS,
     LatencyKey,
     ReportEntry,
     VariantSummary,
@@ -84,7 +87,13 @@ def tradeoff_figure(
     if key is None:
         return None
     points = [
-        plots.TradeoffPoint(s.spec.name, s.latency[key].median_ms, s.miou.mean, s.miou.std)
+        plots.TradeoffPoint(
+            s.spec.name,
+            s.latency[key].median_ms,
+            s.miou.mean,
+            s.miou.half_width,
+            latency_interval(s.latency[key].round_medians_ms),
+        )
         for s in summaries.values()
         if s.miou is not None and key in s.latency
     ]
@@ -94,9 +103,20 @@ def tradeoff_figure(
     return {
         "src": data_uri(plots.tradeoff_plot(points, settings)),
         "alt": "mIoU against latency",
-        "caption": f"mIoU (mean ± std over seeds) against median latency ({settings}). "
-        "Red points form the Pareto front: no other variant is both faster and more accurate.",
+        "caption": f"mIoU against median latency ({settings}). Bars: 95 % intervals, of the "
+        "mean mIoU over seeds (t, n − 1 degrees of freedom) and of the latency over the "
+        "interleaved rounds' medians (t on their logarithms). Red points form the Pareto "
+        "front: no other variant is both faster and more accurate.",
     }
+
+
+def latency_interval(round_medians_ms: Sequence[float]) -> tuple[float, float] | None:
+    """95 % interval of a latency from its per-round medians (t on the logarithms)."""
+    if len(round_medians_ms) < 2:
+        return None
+    logs = np.log(np.asarray(round_medians_ms, dtype=np.float64))
+    half = scipy_stats.t.ppf(0.975, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
+    return float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
 
 
 def best_runtime_figure(summaries: Mapping[str, VariantSummary]) -> dict[str, str] | None:
@@ -109,7 +129,8 @@ def best_runtime_figure(summaries: Mapping[str, VariantSummary]) -> dict[str, st
         "src": data_uri(plots.best_runtime_plot(points, "each point's own runtime")),
         "alt": "mIoU against latency at each model's best runtime",
         "caption": "Filled: each main model at its fastest runtime × precision whose accuracy "
-        "cost is within seed noise (fp32 exports count as exact), at the mIoU it has there; "
+        "cost is not shown to be negative (its paired 95 % interval does not lie below 0; "
+        "fp32 exports count as exact), at the mIoU it has there, with its 95 % interval; "
         "hollow: the same model in fp32 PyTorch, measured side by side under the same "
         "conditions (see the latency-by-runtime table).",
     }
@@ -216,7 +237,11 @@ def status_counts(entries: Sequence[ReportEntry]) -> list[dict[str, str]]:
 
 
 def report_context(
-    suite: SuiteSpec, entries: Sequence[ReportEntry], layout: SuiteLayout, suite_file: Path
+    suite: SuiteSpec,
+    entries: Sequence[ReportEntry],
+    layout: SuiteLayout,
+    suite_file: Path,
+    claims: Sequence[Claim],
 ) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
     summaries = summarize_suite(suite, entries)
@@ -231,12 +256,12 @@ def report_context(
             "protocol_note": suite.protocol_note,
         },
         "counts": status_counts(entries),
+        "claims": tables.claim_rows(evaluate_claims(suite, summaries, claims, key)),
         "provenance": provenance(suite.name, suite_file, records),
         "protocol": protocol_tables(suite, entries),
         "main_rows": tables.main_rows(summaries),
         "runtime_table": runtimes.runtime_table(summaries),
         "ablations": tables.ablation_tables(suite, summaries, key),
-        "noise_sigmas": f"{NOISE_SIGMAS:g}",
         "figures": {
             "tradeoff": tradeoff_figure(summaries, key),
             "best_runtime": best_runtime_figure(summaries),
@@ -292,7 +317,12 @@ def entries_from_plan(plan: Sequence[PlannedRun]) -> list[ReportEntry]:
 
 
 def render_report(
-    suite: SuiteSpec, entries: Sequence[ReportEntry], layout: SuiteLayout, *, suite_file: Path
+    suite: SuiteSpec,
+    entries: Sequence[ReportEntry],
+    layout: SuiteLayout,
+    *,
+    suite_file: Path,
+    claims: Sequence[Claim] | None = None,
 ) -> Path:
     """Write the report (HTML, results.csv, results.json) into ``layout.report``; return the HTML.
 
@@ -301,11 +331,13 @@ def render_report(
         entries: every planned run, finished or not; none is dropped.
         layout: the suite's output folder (its runs, samples and report).
         suite_file: the suite's TOML file, hashed into the provenance.
+        claims: the claims to judge (default: the registry, ``experiments/claims``).
     """
+    claims = load_claims() if claims is None else claims
     html = (
         environment()
         .get_template(TEMPLATE)
-        .render(report_context(suite, entries, layout, suite_file))
+        .render(report_context(suite, entries, layout, suite_file, claims))
     )
     atomic_write_text(layout.results_csv, results_frame(entries).to_csv(index=False))
     records = [e.record for e in entries if e.record is not None]

@@ -2,24 +2,25 @@
 
 One row per main variant x (runtime, precision, timing) measured under the same
 conditions (device, input size, batch, threads): median and IQR, the speed-up over the
-variant's torch fp32 row, and the accuracy cost of a reduced precision: the mean mIoU
-of the deployed model (``RunRecord.deployed``) minus the fp32 mIoU of the same runs,
-judged against the seed noise. Per variant the fastest row is marked, and the fastest
-row whose accuracy cost is known and within seed noise (or that runs fp32) is its "best
-runtime". The paper's FPS stands beside the row measured with the paper's method.
+variant's torch fp32 row, and the accuracy cost of a reduced precision: the mIoU of
+the deployed model (``RunRecord.deployed``) minus the fp32 mIoU of the same run, paired
+by run, with its 95 % interval (:func:`reports.comparisons.accuracy_cost`). Per variant
+the fastest row is marked, and the fastest row whose accuracy cost is known and not
+shown to be negative (or that runs fp32) is its "best runtime". The paper's FPS stands
+beside the row measured with the paper's method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.results import TIMING_LABELS, RunRecord
+from bench.results import TIMING_LABELS
 from reports import formatting as fmt
-from reports.summary import LatencyKey, LatencySummary, SeedStat, VariantSummary, seed_stat
-from reports.summary import seed_noise as noise_of
-from reports.tables import MAIN_GROUP, noise_verdict, paper_result
+from reports.comparisons import Comparison, accuracy_cost
+from reports.summary import LatencyKey, LatencySummary, VariantSummary, seed_stat
+from reports.tables import MAIN_GROUP, difference_verdict, effect_cells, paper_result
 
 # How each paper timed its FPS (REFERENCE.md): PP-LiteSeg, an ONNX -> TensorRT fp32 engine
 # without host/device copies on a GTX 1080Ti; LiteSeg, eager PyTorch fp32 on a 1080Ti.
@@ -43,44 +44,21 @@ def describe_method(method: tuple[str, str, str, str]) -> str:
     return f"{runtime} {precision}, {TIMING_LABELS[timing]}, on {device}"
 
 
-@dataclass(frozen=True)
-class AccuracyCost:
-    """mIoU of a deployed precision against fp32 over the same runs (percent)."""
-
-    delta: float
-    noise: float | None
-    deployed: SeedStat
-    within_noise: bool
+def _acceptable(key: LatencyKey, cost: Comparison) -> bool:
+    """fp32, or a reduced precision whose paired accuracy cost is not shown to be negative."""
+    if key.precision == "fp32":
+        return True
+    effect = cost.effect
+    return effect is not None and effect.low is not None and effect.high >= 0
 
 
-def accuracy_cost(
-    records: Sequence[RunRecord], runtime: str, precision: str
-) -> AccuracyCost | None:
-    """The accuracy cost of ``runtime``/``precision`` over the runs that recorded it."""
-    pairs = [
-        (100.0 * record.metrics.miou, 100.0 * deployed.metrics.miou)
-        for record in records
-        if record.metrics is not None
-        for deployed in record.deployed
-        if (deployed.runtime, deployed.precision) == (runtime, precision)
-    ]
-    if not pairs:
-        return None
-    reference = seed_stat([fp32 for fp32, _ in pairs])
-    deployed = seed_stat([value for _, value in pairs])
-    delta = deployed.mean - reference.mean
-    noise = noise_of(reference, deployed)
-    return AccuracyCost(delta, noise, deployed, noise is not None and abs(delta) <= noise)
-
-
-def _acceptable(key: LatencyKey, cost: AccuracyCost | None) -> bool:
-    return key.precision == "fp32" or (cost is not None and cost.within_noise)
-
-
-def _cost_cell(key: LatencyKey, cost: AccuracyCost | None) -> dict[str, Any]:
-    if cost is not None:
-        verdict = noise_verdict(cost.delta, cost.noise)
-        return {"text": f"{fmt.signed(cost.delta)} pp", "verdict": verdict}
+def _cost_cell(key: LatencyKey, cost: Comparison) -> dict[str, Any]:
+    if cost.effect is not None:
+        cells = effect_cells(cost)
+        return {
+            "text": f"{cells['effect']} {cells['interval']}",
+            "verdict": difference_verdict(cost),
+        }
     if key.precision == "fp32":
         text = "reference" if key.runtime == "torch" else "fp32 export (checked ≤ 1e-4·std)"
         return {"text": text, "verdict": None}
@@ -168,14 +146,14 @@ class BestPoint:
     label: str
     latency_ms: float
     miou: float
-    miou_std: float | None
+    miou_half_width: float | None
     torch_ms: float | None
     fp32_miou: float
 
 
 def best_points(summaries: Mapping[str, VariantSummary]) -> list[BestPoint]:
     """Per main variant with an mIoU: the fastest runtime/precision whose accuracy cost is
-    within seed noise (fp32 counts as exact), at its deployed mIoU."""
+    not shown to be negative (fp32 counts as exact), at its deployed mIoU."""
     points = []
     for summary in summaries.values():
         if summary.spec.group != MAIN_GROUP or summary.miou is None:
@@ -197,14 +175,20 @@ def best_points(summaries: Mapping[str, VariantSummary]) -> list[BestPoint]:
             ),
             None,
         )
-        stat = cost.deployed if cost is not None else summary.miou
+        deployed = [
+            100.0 * item.metrics.miou
+            for record in summary.records
+            for item in record.deployed
+            if (item.runtime, item.precision) == (key.runtime, key.precision)
+        ]
+        stat = seed_stat(deployed) if key.precision != "fp32" and deployed else summary.miou
         points.append(
             BestPoint(
                 summary.spec.name,
                 f"{summary.spec.name} ({key.runtime} {key.precision})",
                 median_ms,
                 stat.mean,
-                stat.std,
+                stat.half_width,
                 torch_ms,
                 summary.miou.mean,
             )

@@ -14,15 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from scipy import stats as scipy_stats
+
 from bench.config import RunConfig, SuiteSpec, VariantSpec
 from bench.results import FlopCount, Latency, Metrics, ParamCount, RunRecord
 
 EntryStatus = Literal["done", "failed", "partial", "missing"]
 ENTRY_STATUSES: tuple[EntryStatus, ...] = ("done", "failed", "partial", "missing")
-
-# Noise multiplier: about a 95% band of the difference of two means.
-NOISE_SIGMAS = 2.0
-MIN_SEEDS_FOR_NOISE = 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,13 @@ class SeedStat:
     mean: float
     std: float | None
     n: int
+
+    @property
+    def half_width(self) -> float | None:
+        """Half-width of the 95 % t-interval of the mean (``n - 1`` degrees of freedom)."""
+        if self.std is None:
+            return None
+        return float(scipy_stats.t.ppf(0.975, self.n - 1)) * self.std / math.sqrt(self.n)
 
 
 class LatencyKey(NamedTuple):
@@ -109,6 +114,7 @@ class LatencySummary:
     n: int
     runs: int
     sessions: tuple[str, ...] = ()
+    round_medians_ms: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,23 +149,6 @@ def seed_stat(values: Sequence[float]) -> SeedStat | None:
         return None
     std = statistics.stdev(values) if len(values) >= 2 else None
     return SeedStat(statistics.fmean(values), std, len(values))
-
-
-def seed_noise(reference: SeedStat | None, variant: SeedStat | None) -> float | None:
-    """Seed noise of a difference of means: ``2·sqrt(std_ref² + std_var²)``.
-
-    A side with fewer than two seeds borrows the other side's std (same recipe and
-    data, so a similar seed spread); None ("noise unknown") when neither side has
-    two seeds.
-    """
-    if reference is None or variant is None:
-        return None
-    stds = [side.std for side in (reference, variant) if side.n >= MIN_SEEDS_FOR_NOISE]
-    if not stds:
-        return None
-    reference_std = reference.std if reference.n >= MIN_SEEDS_FOR_NOISE else stds[0]
-    variant_std = variant.std if variant.n >= MIN_SEEDS_FOR_NOISE else stds[0]
-    return NOISE_SIGMAS * math.hypot(reference_std or 0.0, variant_std or 0.0)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
@@ -230,6 +219,7 @@ def _latency(records: Sequence[RunRecord]) -> dict[LatencyKey, LatencySummary]:
             n=len(distinct),
             runs=len(items),
             sessions=tuple(sorted({item.session for item in distinct if item.session})),
+            round_medians_ms=tuple(distinct[0].round_medians_ms) if len(distinct) == 1 else (),
         )
     return summaries
 

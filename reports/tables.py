@@ -11,8 +11,10 @@ from typing import Any
 
 from architectures import model_meta
 from architectures.meta import PaperResult
+from bench import stats
 from bench.config import Expected, SuiteSpec, VariantSpec
 from reports import formatting as fmt
+from reports.comparisons import ClaimResult, Comparison, latency_comparison, miou_comparison
 from reports.summary import (
     ENTRY_STATUSES,
     LatencyKey,
@@ -20,7 +22,6 @@ from reports.summary import (
     ReportEntry,
     SeedStat,
     VariantSummary,
-    seed_noise,
 )
 
 MAIN_GROUP = "main"
@@ -155,11 +156,11 @@ def main_row(summary: VariantSummary) -> dict[str, Any]:
         "params_total": fmt.millions(summary.params.total) if summary.params else None,
         "flops": flops_grid(summary),
         "latency": [latency_cell(latency) for latency in summary.latency.values()],
-        "miou": fmt.mean_std(summary.miou),
+        "miou": fmt.mean_ci(summary.miou),
         "seeds": seeds_text(summary.miou),
         "checkpoint": checkpoint_text(spec.checkpoint, summary.other_miou),
-        "pixel_acc": fmt.mean_std(summary.pixel_acc),
-        "macc": fmt.mean_std(summary.macc),
+        "pixel_acc": fmt.mean_ci(summary.pixel_acc),
+        "macc": fmt.mean_ci(summary.macc),
         "paper": paper_cell(paper),
         "delta_paper": fmt.signed(delta, decimals=1),
         "expected": expected_cell(spec.expected, summary.miou),
@@ -172,24 +173,130 @@ def main_rows(summaries: Mapping[str, VariantSummary]) -> list[dict[str, Any]]:
     return [main_row(s) for s in summaries.values() if s.spec.group == MAIN_GROUP]
 
 
-def noise_verdict(delta: float | None, noise: float | None) -> dict[str, str]:
-    """Classify a mIoU difference against the seed noise (see :func:`seed_noise`)."""
-    if delta is None:
-        return {"text": "no result", "css": "bad"}
-    if noise is None:
-        return {"text": "noise unknown (fewer than 2 seeds on both sides)", "css": "unknown"}
-    if abs(delta) <= noise:
-        return {"text": "within seed noise", "css": "noise"}
-    return {"text": "beyond seed noise", "css": "ok" if delta > 0 else "bad"}
+def effect_cells(comparison: Comparison, decimals: int = 2) -> dict[str, Any]:
+    """The paired effect of a comparison as text: effect, 95 % interval, pairs, P(A>B), MDE."""
+    effect = comparison.effect
+    unit = comparison.unit
+    if effect is None:
+        return {
+            "effect": fmt.DASH,
+            "interval": comparison.missing or fmt.DASH,
+            "n": "0",
+            "p_better": fmt.DASH,
+            "mde": fmt.DASH,
+        }
+    to_unit = comparison.to_unit
+    p_better = effect.p_better
+    return {
+        "effect": f"{fmt.signed(to_unit(effect.mean), decimals)} {unit}",
+        "interval": fmt.interval(to_unit(effect.low), to_unit(effect.high), decimals)
+        + (f" {unit}" if effect.low is not None else ""),
+        "n": f"{effect.n} {comparison.pairs_label}",
+        "p_better": fmt.DASH
+        if p_better is None
+        else f"{p_better[0]:.2f} [{p_better[1]:.2f}, {p_better[2]:.2f}]",
+        "mde": fmt.DASH if effect.mde is None else f"{to_unit(effect.mde):.2f} {unit}",
+        "images": effect.images_included,
+    }
 
 
-def timing_verdict(delta_ms: float, spread_ms: float) -> dict[str, str]:
-    """Classify a latency difference against the larger interquartile range of both sides."""
-    if abs(delta_ms) <= spread_ms:
-        return {"text": "within timing spread", "css": "noise"}
-    if delta_ms < 0:
-        return {"text": "faster beyond timing spread", "css": "ok"}
-    return {"text": "slower beyond timing spread", "css": "bad"}
+def difference_verdict(comparison: Comparison, lower_is_better: bool = False) -> dict[str, str]:
+    """The one verdict rule without a claimed direction: the interval excludes 0 above
+    (``higher``) or below (``lower``), else ``inconclusive`` with the detectable effect."""
+    effect = comparison.effect
+    if effect is None:
+        return {"text": comparison.missing or "no result", "css": "unknown"}
+    if effect.low is None:
+        return {"text": "inconclusive: one pair, no interval", "css": "noise"}
+    if not effect.decided:
+        mde = comparison.to_unit(effect.mde)
+        return {"text": f"inconclusive (detectable: {mde:.2f} {comparison.unit})", "css": "noise"}
+    higher = effect.low > 0
+    word = ("slower" if higher else "faster") if comparison.metric == "latency" else None
+    word = word or ("higher" if higher else "lower")
+    good = higher != lower_is_better
+    return {"text": word, "css": "ok" if good else "bad"}
+
+
+def claim_verdict(result: ClaimResult) -> dict[str, str]:
+    """supports / contradicts / inconclusive, as a badge."""
+    css = {"supports": "ok", "contradicts": "bad", "inconclusive": "noise"}[result.verdict]
+    return {"text": result.verdict, "css": css}
+
+
+def resolution_text(result: ClaimResult) -> str:
+    """What would resolve an inconclusive claim (empty for a decided one)."""
+    if result.verdict != "inconclusive":
+        return ""
+    comparison = result.comparison
+    effect = comparison.effect
+    if effect is None:
+        return comparison.missing or "no result"
+    if effect.low is None:
+        return f"a second {comparison.pairs_label[:-1]} (one has no interval)"
+    source = "the paper's" if result.claim.paper_effect is not None else "the measured"
+    target = f"{source} {abs(result.target):.2f} {comparison.unit}"
+    needed = result.pairs_needed
+    what = "timing rounds" if comparison.metric == "latency" else "seed pairs"
+    now = f"detectable now: {comparison.to_unit(effect.mde):.2f} {comparison.unit}"
+    if needed is None:
+        reason = "the val split's own noise, or the spread, is too large"
+        return f"{now}; {target}: out of reach of {stats.MAX_PAIRS} {what} ({reason})"
+    return f"{now}; {target} needs {needed} {what}"
+
+
+def claim_rows(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
+    """Rows of the Claims section and of ``liteseg-bench claims``."""
+    rows = []
+    for result in results:
+        claim = result.claim
+        paper = (
+            "not found"
+            if claim.paper_effect is None
+            else f"{fmt.signed(claim.paper_effect)} {claim.unit}"
+        )
+        rows.append(
+            {
+                "id": claim.id,
+                "paper": claim.paper,
+                "source": claim.source,
+                "statement": claim.statement,
+                "metric": claim.metric,
+                "better": result.test.better,
+                "than": result.test.than,
+                "paper_effect": paper,
+                "paper_setting": claim.paper_setting,
+                **effect_cells(result.comparison),
+                "verdict": claim_verdict(result),
+                "resolve": resolution_text(result),
+                "settings": fmt.latency_settings(result.comparison.latency_key)
+                if result.comparison.latency_key is not None
+                else "",
+            }
+        )
+    return rows
+
+
+def latency_delta(
+    reference: VariantSummary, variant: VariantSummary, preferred: LatencyKey | None
+) -> dict[str, Any]:
+    """Latency of both sides under the same settings, the paired difference over the
+    interleaved rounds (in %) and its verdict."""
+    comparison = latency_comparison(variant, reference, preferred)
+    key = comparison.latency_key or _common_latency(reference, variant, preferred)
+    if key is None:
+        return dict.fromkeys(("reference", "variant", "delta"), fmt.DASH) | {
+            "verdict": None,
+            "settings": "",
+        }
+    cells = effect_cells(comparison, decimals=1)
+    return {
+        "reference": fmt.milliseconds(reference.latency[key].median_ms),
+        "variant": fmt.milliseconds(variant.latency[key].median_ms),
+        "delta": f"{cells['effect']} {cells['interval']}" if comparison.effect else fmt.DASH,
+        "verdict": difference_verdict(comparison, lower_is_better=True),
+        "settings": fmt.latency_settings(key),
+    }
 
 
 def _common_latency(
@@ -201,67 +308,26 @@ def _common_latency(
     return common[0] if common else None
 
 
-def latency_delta(
-    reference: VariantSummary, variant: VariantSummary, preferred: LatencyKey | None
-) -> dict[str, str]:
-    """Latency of both sides under the same settings, the difference in ms and percent, and
-    whether it exceeds the timing spread (see :func:`timing_verdict`)."""
-    key = _common_latency(reference, variant, preferred)
-    if key is None:
-        return {
-            "reference": fmt.DASH,
-            "variant": fmt.DASH,
-            "delta": fmt.DASH,
-            "verdict": None,
-            "settings": "",
-        }
-    ref, var = reference.latency[key], variant.latency[key]
-    delta = var.median_ms - ref.median_ms
-    relative = 100 * (var.median_ms / ref.median_ms - 1)
-    return {
-        "reference": fmt.milliseconds(ref.median_ms),
-        "variant": fmt.milliseconds(var.median_ms),
-        "delta": f"{fmt.signed(delta)} ms ({fmt.signed(relative, 1)}%)",
-        "verdict": timing_verdict(delta, max(ref.iqr_ms, var.iqr_ms))
-        if same_session(ref, var)
-        else NOT_SIDE_BY_SIDE,
-        "settings": fmt.latency_settings(key),
-    }
-
-
-NOT_SIDE_BY_SIDE = {
-    "text": "no verdict: not timed side by side (liteseg-bench run --reprofile)",
-    "css": "unknown",
-}
-
-
-def same_session(first: LatencySummary, second: LatencySummary) -> bool:
-    """Whether two latencies were timed in one interleaved session (and only one each), the
-    only case in which their difference says something about the models rather than about
-    the machine's drift between two measurements."""
-    return len(first.sessions) == 1 and first.sessions == second.sessions
-
-
 def ablation_row(
     reference: VariantSummary, variant: VariantSummary, preferred: LatencyKey | None
 ) -> dict[str, Any]:
-    """One ablation row: the variant against its reference in mIoU and latency."""
-    delta = None
-    if reference.miou is not None and variant.miou is not None:
-        delta = variant.miou.mean - reference.miou.mean
-    noise = seed_noise(reference.miou, variant.miou)
+    """One ablation row: the variant against its reference in mIoU and latency, seed-paired."""
+    comparison = miou_comparison(variant, reference)
+    cells = effect_cells(comparison)
     return {
         "variant": variant.spec.name,
         "description": variant.spec.description,
         "overrides": fmt.overrides(variant.spec.overrides),
         "reference": reference.spec.name,
-        "reference_miou": fmt.mean_std(reference.miou),
+        "reference_miou": fmt.mean_ci(reference.miou),
         "reference_seeds": seeds_text(reference.miou),
-        "miou": fmt.mean_std(variant.miou),
+        "miou": fmt.mean_ci(variant.miou),
         "seeds": seeds_text(variant.miou),
-        "delta_miou": fmt.signed(delta),
-        "noise": fmt.spread(noise),
-        "verdict": noise_verdict(delta, noise),
+        "delta_miou": cells["effect"],
+        "interval": cells["interval"],
+        "pairs": cells["n"],
+        "p_better": cells["p_better"],
+        "verdict": difference_verdict(comparison),
         "latency": latency_delta(reference, variant, preferred),
         "params": fmt.millions(variant.params.inference if variant.params else None),
         "status": status_cell(variant),

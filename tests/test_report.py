@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
+from scipy import stats as scipy_stats
 
 from architectures import model_meta
+from bench.claims import Claim, ClaimTest
 from bench.config import Expected, ProtocolSpec, SuiteSpec, VariantSpec
 from bench.layout import SuiteLayout
 from bench.results import (
@@ -34,8 +36,8 @@ from bench.results import (
 )
 from reports import formatting as fmt
 from reports.render import ReportEntry, render_report
-from reports.summary import SeedStat, pareto_front, seed_noise
-from reports.tables import expected_cell, timing_verdict
+from reports.summary import SeedStat, pareto_front
+from reports.tables import expected_cell
 
 CLASSES = ["road", "sky", "car", "tree"]
 PALETTE = [(128, 64, 128), (70, 130, 180), (0, 0, 142), (107, 142, 35)]
@@ -63,6 +65,50 @@ LATENCY_MS = {
     "no_sppm": 28.0,
 }
 PARAMS = {"pp_liteseg_t": (8_141_600, 8_028_320), "pp_liteseg_b": (12_366_464, 12_234_752)}
+# Each variant's per-round medians are its median times this pattern (its own per variant,
+# so the paired log ratios vary from round to round).
+ROUND_PATTERN = {
+    "pp_liteseg_t": (1.0, 1.02, 0.98, 1.01, 0.99),
+    XSS_VARIANT: (1.0, 0.99, 1.01, 1.0, 1.0),
+}
+DEFAULT_ROUND_PATTERN = (1.0, 1.01, 0.99, 1.0, 1.0)
+# Claims judged in the sample report: one decided on mIoU, one on latency, one untestable.
+CLAIMS = (
+    Claim(
+        id="test.attention-accuracy",
+        paper="Test paper",
+        source="Table 1",
+        statement="attention fusion raises mIoU over add",
+        metric="miou",
+        paper_effect=0.45,
+        paper_setting="test setting",
+        tests=(ClaimTest(suite="report-test", better="pp_liteseg_t", than="fusion_add"),),
+    ),
+    Claim(
+        id="test.channel-latency",
+        paper="Test paper",
+        source="Section 3",
+        statement="spatial attention is faster than channel attention",
+        metric="latency",
+        paper_setting="not measured",
+        tests=(ClaimTest(suite="report-test", better="pp_liteseg_t", than=XSS_VARIANT),),
+    ),
+    Claim(
+        id="test.b-vs-sppm",
+        paper="Test paper",
+        source="Table 2",
+        statement="SPPM raises mIoU",
+        metric="miou",
+        paper_effect=0.3,
+        paper_setting="test setting",
+        tests=(ClaimTest(suite="report-test", better="pp_liteseg_b", than="no_sppm"),),
+    ),
+)
+
+
+def round_medians(variant: str) -> list[float]:
+    pattern = ROUND_PATTERN.get(variant, DEFAULT_ROUND_PATTERN)
+    return [LATENCY_MS[variant] * factor for factor in pattern]
 
 
 def make_suite() -> SuiteSpec:
@@ -157,6 +203,8 @@ def make_cost(variant: str) -> Cost:
                 warmup=3,
                 repeats=10,
                 session="one-session",  # all architectures timed side by side
+                rounds=5,
+                round_medians_ms=round_medians(variant),
                 median_ms=median,
                 iqr_ms=0.05 * median,
                 fps=1000.0 / median,
@@ -300,7 +348,9 @@ def build_sample_report(root: Path) -> SampleReport:
     write_images(suite_dir, entries)
     suite_file = root / "report-test.toml"
     suite_file.write_text('name = "report-test"\n', encoding="utf-8")
-    html_path = render_report(suite, entries, SuiteLayout(suite_dir), suite_file=suite_file)
+    html_path = render_report(
+        suite, entries, SuiteLayout(suite_dir), suite_file=suite_file, claims=CLAIMS
+    )
     return SampleReport(suite, entries, suite_dir, suite_file, html_path)
 
 
@@ -340,10 +390,13 @@ def percents(variant: str) -> list[float]:
     return [100 * v for v in OUTCOMES[variant].values() if not isinstance(v, str)]
 
 
-def expected_mean_std(variant: str) -> str:
+def expected_mean_ci(variant: str) -> str:
+    """Mean ± half-width of the 95 % t-interval over seeds (scipy)."""
     values = percents(variant)
-    std = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "—"
-    return f"{statistics.fmean(values):.1f} ± {std}"
+    if len(values) < 2:
+        return f"{statistics.fmean(values):.1f} ± —"
+    low, high = scipy_stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
+    return f"{statistics.fmean(values):.1f} ± {(high - low) / 2:.2f}"
 
 
 def test_report_files_are_written(sample):
@@ -385,7 +438,7 @@ def test_provenance_names_code_suite_and_versions(soup, sample):
     assert environments[0]["runs"].get_text(strip=True) == str(done_or_failed)
 
 
-def test_main_table_has_main_variants_with_mean_std_over_seeds(soup):
+def test_main_table_has_main_variants_with_mean_and_interval_over_seeds(soup):
     rows = table_rows(soup.find(id="main-table"))
     assert [first_line(r["Variant / model"]) for r in rows] == [
         "pp_liteseg_t",
@@ -394,14 +447,17 @@ def test_main_table_has_main_variants_with_mean_std_over_seeds(soup):
     ]
     by_name = {first_line(r["Variant / model"]): r for r in rows}
     for name, row in by_name.items():
-        assert first_line(row["mIoU (%)"]) == expected_mean_std(name)
+        assert first_line(row["mIoU (%) ± 95 % CI"]) == expected_mean_ci(name)
         n = len(percents(name))
         assert (
-            row["mIoU (%)"].find(class_="detail").get_text() == f"n={n} seed{'s' if n > 1 else ''}"
+            row["mIoU (%) ± 95 % CI"].find(class_="detail").get_text()
+            == f"n={n} seed{'s' if n > 1 else ''}"
         )
-    assert first_line(by_name["liteseg_mobilenet"]["mIoU (%)"]).endswith("± —")
+    assert first_line(by_name["liteseg_mobilenet"]["mIoU (%) ± 95 % CI"]).endswith("± —")
     pixel_acc = statistics.fmean(p + 20 for p in percents("pp_liteseg_t"))
-    assert first_line(by_name["pp_liteseg_t"]["Pixel acc. (%)"]).startswith(f"{pixel_acc:.1f} ± ")
+    assert first_line(by_name["pp_liteseg_t"]["Pixel acc. (%) ± 95 % CI"]).startswith(
+        f"{pixel_acc:.1f} ± "
+    )
 
 
 def test_main_table_cost_paper_and_expected_columns(soup):
@@ -462,65 +518,84 @@ def test_ablation_tables_per_group(soup):
     assert set(ablation_rows(soup)) == {XSS_VARIANT, "fusion_add", "no_sppm", "never_ran"}
 
 
+def paired_interval(first: list[float], second: list[float]) -> tuple[float, float]:
+    """The textbook paired t-interval (scipy), independent of bench.stats."""
+    result = scipy_stats.ttest_rel(first, second).confidence_interval(0.95)
+    return result.low, result.high
+
+
 @pytest.mark.parametrize(
     ("variant", "reference", "verdict", "timing"),
     [
-        # 21 vs 20 ms, IQRs 5 % of each median: |1.0| <= 1.05
-        (XSS_VARIANT, "pp_liteseg_t", "within seed noise", "within timing spread"),
-        # 18 vs 20 ms: |-2.0| > 1.0
-        ("fusion_add", "pp_liteseg_t", "beyond seed noise", "faster beyond timing spread"),
+        # paired differences +1, 0, -1 pp; 21 vs 20 ms in every round (5 %, tight rounds)
+        (XSS_VARIANT, "pp_liteseg_t", "inconclusive", "slower"),
+        # paired differences -10, -11, -12 pp; 18 vs 20 ms
+        ("fusion_add", "pp_liteseg_t", "lower", "faster"),
     ],
 )
-def test_ablation_delta_and_noise_flag(soup, variant, reference, verdict, timing):
+def test_ablation_effect_is_seed_paired_with_a_t_interval(
+    soup, variant, reference, verdict, timing
+):
     row = ablation_rows(soup)[variant]
     ours, ref = percents(variant), percents(reference)
-    delta = statistics.fmean(ours) - statistics.fmean(ref)
-    noise = 2 * (statistics.stdev(ours) ** 2 + statistics.stdev(ref) ** 2) ** 0.5
+    low, high = paired_interval(ours, ref)
     assert row["Reference"].get_text() == reference
-    assert row["ΔmIoU (pp)"].get_text() == f"{delta:+.2f}"
-    assert row["Seed noise (pp)"].get_text() == f"{noise:.2f}"
-    assert row["Verdict"].get_text() == verdict
+    assert (
+        first_line(row["ΔmIoU (pp) [95 % CI]"])
+        == f"{statistics.fmean(ours) - statistics.fmean(ref):+.2f} pp"
+    )
+    assert f"[{low:+.2f}, {high:+.2f}] pp" in row["ΔmIoU (pp) [95 % CI]"].get_text()
+    assert row["Verdict"].get_text().startswith(verdict)
     ref_ms, our_ms = LATENCY_MS[reference], LATENCY_MS[variant]
     assert row["Latency ref → variant"].get_text() == f"{ref_ms:.1f} ms → {our_ms:.1f} ms"
-    assert (
-        first_line(row["ΔLatency"])
-        == f"{our_ms - ref_ms:+.2f} ms ({100 * (our_ms / ref_ms - 1):+.1f}%)"
+    logs = paired_interval(
+        list(np.log(round_medians(variant))), list(np.log(round_medians(reference)))
     )
-    assert row["ΔLatency"].find(class_="badge").get_text() == timing
+    expected = [100 * math.expm1(value) for value in logs]
+    assert f"[{expected[0]:+.1f}, {expected[1]:+.1f}] %" in row["ΔLatency [95 % CI]"].get_text()
+    assert row["ΔLatency [95 % CI]"].find(class_="badge").get_text() == timing
 
 
-@pytest.mark.parametrize(
-    ("delta_ms", "verdict"),
-    [
-        (1.0, "within timing spread"),
-        (-1.0, "within timing spread"),
-        (1.01, "slower beyond timing spread"),
-        (-1.01, "faster beyond timing spread"),
-    ],
-)
-def test_timing_verdict_against_the_larger_spread(delta_ms, verdict):
-    assert timing_verdict(delta_ms, spread_ms=1.0)["text"] == verdict
+def test_ablation_with_one_seed_pair_has_no_interval(soup):
+    row = ablation_rows(soup)["no_sppm"]
+    assert first_line(row["ΔmIoU (pp) [95 % CI]"]) == f"{69.0 - 70.0:+.2f} pp"
+    assert row["Verdict"].get_text() == "inconclusive: one pair, no interval"
 
 
-def test_ablation_with_one_seed_borrows_the_reference_spread(soup):
-    rows = ablation_rows(soup)
-    reference_std = 100 * statistics.stdev([0.70, 0.71])  # pp_liteseg_b's two finished seeds
-    noise = 2 * math.hypot(reference_std, reference_std)
-    assert rows["no_sppm"]["Seed noise (pp)"].get_text() == f"{noise:.2f}"
-    assert rows["no_sppm"]["ΔmIoU (pp)"].get_text() == f"{69.0 - 70.5:+.2f}"
-    assert rows["no_sppm"]["Verdict"].get_text() == "within seed noise"
+def claim_rows(soup) -> dict[str, dict]:
+    return {
+        row["Claim"].find("code").get_text(): row
+        for row in table_rows(soup.find(id="claims-table"))
+    }
+
+
+def test_claims_come_first_with_effect_interval_and_verdict(soup):
+    assert soup.find("h2").get("id") == "claims"
+    rows = claim_rows(soup)
+    assert set(rows) == {claim.id for claim in CLAIMS}
+    accuracy = rows["test.attention-accuracy"]
+    low, high = paired_interval(percents("pp_liteseg_t"), percents("fusion_add"))
+    assert f"[{low:+.2f}, {high:+.2f}] pp" in accuracy["Ours: effect [95 % CI]"].get_text()
+    assert accuracy["Verdict"].get_text() == "supports"
+    assert first_line(accuracy["Paper: effect and setting"]) == "+0.45 pp"
+    latency = rows["test.channel-latency"]
+    assert latency["Verdict"].get_text() == "supports"
+    assert first_line(latency["Paper: effect and setting"]) == "not found"
+    untestable = rows["test.b-vs-sppm"]
+    assert untestable["Verdict"].get_text() == "inconclusive"
+    assert "one has no interval" in untestable["To resolve"].get_text()
 
 
 def test_ablation_without_result(soup):
     rows = ablation_rows(soup)
-    assert rows["never_ran"]["Verdict"].get_text() == "no result"
+    assert rows["never_ran"]["Verdict"].get_text() == "no seed finished on both sides"
     assert rows["never_ran"]["Runs"].get_text(strip=True) == "0/2 done · 1 partial · 1 missing"
 
 
-def test_noise_rule_is_documented(soup):
+def test_comparison_rule_is_documented(soup):
     text = " ".join(soup.find(id="ablations").find_next("p").get_text(" ").split())
-    assert "2·√(std ref ² + std variant ²)" in text
-    assert "borrows the other side's standard deviation" in text
+    assert "t-interval with n − 1 degrees of freedom" in text
+    assert "bootstrap over val images" in text
 
 
 def test_run_list_shows_every_entry_with_status_and_error(soup, sample):
@@ -552,7 +627,7 @@ def test_measurement_section_uses_record_values(soup):
     assert flops[0]["Operators skipped (count)"].get_text() == "aten::sigmoid ×3"
     latency = table_rows(soup.find(id="latency-table"))
     columns = ("Warm-up calls per round", "Timed calls", "Interleaved rounds")
-    assert [tuple(r[c].get_text() for c in columns) for r in latency] == [("3", "10", "1")]
+    assert [tuple(r[c].get_text() for c in columns) for r in latency] == [("3", "10", "5")]
 
 
 def png_images(soup) -> list[bytes]:
@@ -636,7 +711,9 @@ def render_subset(tmp_path: Path, keep) -> BeautifulSoup:
 def test_renders_without_any_run(tmp_path):
     soup = render_subset(tmp_path, lambda entry: False)
     assert soup.find(id="runs-table") is None
-    assert all(first_line(r["mIoU (%)"]) == "—" for r in table_rows(soup.find(id="main-table")))
+    assert all(
+        first_line(r["mIoU (%) ± 95 % CI"]) == "—" for r in table_rows(soup.find(id="main-table"))
+    )
     assert soup.find_all("img") == []
     assert "Not drawn: no variant has both" in soup.get_text()
 
@@ -654,7 +731,7 @@ def test_renders_records_without_cost(tmp_path):
     soup = render_subset(tmp_path, lambda entry: entry.variant == "liteseg_mobilenet")
     assert "No run recorded a latency." in soup.get_text()
     row = main_table(soup)["liteseg_mobilenet"]
-    assert first_line(row["mIoU (%)"]) == "55.0 ± —"
+    assert first_line(row["mIoU (%) ± 95 % CI"]) == "55.0 ± —"
 
 
 def test_missing_sample_files_show_as_not_available(tmp_path):
@@ -677,15 +754,6 @@ def test_missing_sample_files_show_as_not_available(tmp_path):
     assert missing == [("0", "liteseg_mobilenet"), ("1", "image")]
 
 
-def test_seed_noise_pools_a_single_seed_side_with_the_other_side():
-    assert seed_noise(SeedStat(60.0, 3.0, 3), SeedStat(61.0, 4.0, 2)) == pytest.approx(10.0)
-    assert seed_noise(SeedStat(60.0, 3.0, 3), SeedStat(61.0, None, 1)) == pytest.approx(
-        2 * math.hypot(3.0, 3.0)
-    )
-    assert seed_noise(SeedStat(60.0, None, 1), SeedStat(61.0, None, 1)) is None
-    assert seed_noise(None, SeedStat(61.0, 4.0, 2)) is None
-
-
 def test_pareto_front_keeps_only_undominated_points():
     points = [(10.0, 60.0), (20.0, 70.0), (15.0, 55.0), (30.0, 70.0), (5.0, 40.0)]
     assert pareto_front(points) == [True, True, False, False, True]
@@ -706,8 +774,9 @@ def test_expected_result_tolerance_is_inclusive(mean, verdict):
         (fmt.milliseconds, 3.456, "3.46 ms"),
         (fmt.milliseconds, 123.45, "123.5 ms"),
         (fmt.fps, 273.61, "273.6 FPS"),
-        (fmt.mean_std, SeedStat(67.84, None, 1), "67.8 ± —"),
-        (fmt.mean_std, None, "—"),
+        (fmt.mean_ci, SeedStat(67.84, None, 1), "67.8 ± —"),
+        (fmt.mean_ci, SeedStat(67.84, 1.0, 2), "67.8 ± 8.98"),
+        (fmt.mean_ci, None, "—"),
     ],
 )
 def test_number_formats(function, value, text):

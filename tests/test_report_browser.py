@@ -65,7 +65,13 @@ def test_tables_render_with_their_headers(page):
         "return Array.from(document.querySelectorAll('#main-table thead th'))"
         ".map(th => th.innerText)"
     )
-    assert headers[:5] == ["Variant / model", "Params", "GFLOPs", "Latency / FPS", "mIoU (%)"]
+    assert headers[:5] == [
+        "Variant / model",
+        "Params",
+        "GFLOPs",
+        "Latency / FPS",
+        "mIoU (%) ± 95 % CI",
+    ]
     widths = page.execute_script(
         "return Array.from(document.querySelectorAll('#main-table > tbody > tr'))"
         ".map(tr => tr.getBoundingClientRect().width)"

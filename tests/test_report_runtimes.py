@@ -11,11 +11,11 @@ from bench.layout import SuiteLayout
 from bench.results import DeployedAccuracy, Latency, RunRecord
 from reports.render import render_report
 
-# pp_liteseg_t's fp32 mIoU per seed is 60/62/64 %; int8 loses 0.5 pp on each seed on
-# openvino (within the seed noise, 2·√2·2 = 5.7 pp) and 12 pp on onnxruntime (beyond it).
+# pp_liteseg_t's fp32 mIoU per seed is 60/62/64 %; int8 loses 0.6, 0.1 and -0.2 pp on
+# openvino (paired interval contains 0) and 11-13 pp on onnxruntime (interval below 0).
 MS = {("torch", "fp32"): 20.0, ("onnxruntime", "fp32"): 15.0, ("openvino", "int8"): 8.0}
 MS[("onnxruntime", "int8")] = 6.0
-INT8_LOSS = {"openvino": 0.005, "onnxruntime": 0.12}
+INT8_LOSS = {"openvino": (0.006, 0.001, -0.002), "onnxruntime": (0.11, 0.12, 0.13)}
 
 
 def _latency(runtime: str, precision: str) -> Latency:
@@ -51,9 +51,11 @@ def _with_runtimes(record: RunRecord) -> RunRecord:
             precision="int8",
             calibration_images=32,
             calibration_source="camvid train",
-            metrics=record.metrics.model_copy(update={"miou": record.metrics.miou - loss}),
+            metrics=record.metrics.model_copy(
+                update={"miou": record.metrics.miou - losses[record.seed]}
+            ),
         )
-        for runtime, loss in INT8_LOSS.items()
+        for runtime, losses in INT8_LOSS.items()
     ]
     return record.model_copy(update={"cost": cost, "deployed": deployed})
 
@@ -106,13 +108,13 @@ def test_accuracy_cost_verdict_and_best_runtime(soup):
     }
     ort, ov = rows[("onnxruntime", "int8")], rows[("openvino", "int8")]
     assert ort["Accuracy cost (mIoU)"].get_text(" ", strip=True).startswith("-12.00 pp")
-    assert "beyond seed noise" in ort["Accuracy cost (mIoU)"].get_text()
-    assert "within seed noise" in ov["Accuracy cost (mIoU)"].get_text()
+    assert ort["Accuracy cost (mIoU)"].find(class_="badge").get_text() == "lower"
+    assert ov["Accuracy cost (mIoU)"].find(class_="badge").get_text().startswith("inconclusive")
     badges = {
         key: [b.get_text() for b in row["Variant"].find_all(class_="badge")]
         for key, row in rows.items()
     }
-    # the fastest row loses accuracy beyond noise, so the best is the openvino int8 row
+    # the fastest row is shown to lose accuracy, so the best is the openvino int8 row
     assert badges[("onnxruntime", "int8")] == ["fastest"]
     assert badges[("openvino", "int8")] == ["best"]
     assert rows[("torch", "fp32")]["Accuracy cost (mIoU)"].get_text() == "reference"

@@ -13,8 +13,9 @@ from torch import nn
 
 from bench.profile import latency as latency_module
 from bench.profile import measure_latencies
+from reports.comparisons import latency_comparison
 from reports.summary import LatencyKey, LatencySummary
-from reports.tables import NOT_SIDE_BY_SIDE, latency_delta, same_session, timing_verdict
+from reports.tables import latency_delta
 
 COST_S = 0.01
 SLOW_FACTOR = 1.5
@@ -58,42 +59,46 @@ def _summary(record) -> LatencySummary:
     return LatencySummary(
         key=LatencyKey.of(record), median_ms=record.median_ms, iqr_ms=record.iqr_ms, fps=record.fps,
         warmup=record.warmup, repeats=record.repeats, n=1, runs=1, sessions=(record.session,),
+        round_medians_ms=tuple(record.round_medians_ms),
     )  # fmt: skip
+
+
+class Side:
+    """What a latency comparison reads of a variant: its latencies by setting."""
+
+    def __init__(self, summary: LatencySummary) -> None:
+        self.latency = {summary.key: summary}
 
 
 def _measure(models, **kwargs):
     return measure_latencies(models, (8, 8), warmup=1, repeats=20, threads=1, **kwargs)
 
 
-def test_drift_between_separate_timings_flips_the_verdict_but_the_report_gives_none(clock):
+def test_drift_between_separate_timings_would_flip_a_naive_verdict_but_gives_none(clock):
     first = _measure({"reference": ClockedModel()})["reference"]
     clock.slow_from = clock.now  # the machine slows down before the second timing
     second = _measure({"variant": ClockedModel()})["variant"]
-    delta = second.median_ms - first.median_ms
-    spread = max(first.iqr_ms, second.iqr_ms)
-    assert timing_verdict(delta, spread)["text"] == "slower beyond timing spread"
-    assert not same_session(_summary(first), _summary(second))
+    assert second.median_ms > 1.4 * first.median_ms, "identical models, drifted machine"
+    comparison = latency_comparison(Side(_summary(second)), Side(_summary(first)))
+    assert comparison.effect is None
+    assert "not timed side by side" in comparison.missing
 
 
-def test_side_by_side_rounds_share_the_slow_period_and_the_verdict_holds(clock):
+def test_side_by_side_rounds_share_the_slow_period_and_stay_inconclusive(clock):
     # The slow period starts halfway through the session: without interleaving the
     # variant would take all of it.
     clock.slow_from = 1.0 + 1.0 + 20 * COST_S  # after both warm-ups and the first half
     records = _measure({"reference": ClockedModel(), "variant": ClockedModel()}, rounds=5)
     reference, variant = _summary(records["reference"]), _summary(records["variant"])
-    assert same_session(reference, variant)
-    delta = variant.median_ms - reference.median_ms
-    verdict = timing_verdict(delta, max(reference.iqr_ms, variant.iqr_ms))
-    assert verdict["text"] == "within timing spread", (reference, variant)
+    assert len(variant.round_medians_ms) == 5
+    comparison = latency_comparison(Side(variant), Side(reference))
+    assert comparison.effect is not None and comparison.effect.n == 5
+    assert comparison.effect.verdict("higher") == "inconclusive", comparison.effect
 
 
 def test_the_ablation_table_prints_no_verdict_across_sessions(clock):
     first = _summary(_measure({"a": ClockedModel()})["a"])
     second = _summary(_measure({"b": ClockedModel()})["b"])
-
-    class Side:
-        def __init__(self, summary):
-            self.latency = {first.key: summary}
-
     assert first.key == second.key, "same settings: only the sessions differ"
-    assert latency_delta(Side(first), Side(second), first.key)["verdict"] == NOT_SIDE_BY_SIDE
+    verdict = latency_delta(Side(first), Side(second), first.key)["verdict"]
+    assert verdict["css"] == "unknown" and "not timed side by side" in verdict["text"]

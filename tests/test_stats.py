@@ -143,7 +143,8 @@ def test_identical_arms_through_the_image_bootstrap_stay_calibrated():
     decisive = 0
     for experiment in range(experiments):
         n = 2 + experiment % 4
-        pixels = rng.integers(0, 400, size=(images, classes)) * (rng.random((images, classes)) < 0.7)
+        present = rng.random((images, classes)) < 0.7
+        pixels = rng.integers(0, 400, size=(images, classes)) * present
         arms = []
         for _ in range(2):
             runs = [
