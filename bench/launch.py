@@ -41,7 +41,13 @@ from bench.execute import (
     run_suite,
 )
 from bench.layout import SuiteLayout
-from bench.plan import PlannedRun, pending_runs, plan_suite
+from bench.plan import (
+    PlannedRun,
+    pending_runs,
+    plan_suite,
+    read_added_seeds,
+    with_added_seeds,
+)
 from bench.profile import available_cores
 from bench.results import RunRecord, write_record
 
@@ -77,6 +83,7 @@ class WorkerSpec:
         """The suite, its output layout and its plan as the output folder says now."""
         suite = load_suite(self.suite)
         layout = SuiteLayout.of(self.out_dir, suite.name)
+        suite = with_added_seeds(suite, read_added_seeds(layout))
         plan = plan_suite(
             suite,
             layout,

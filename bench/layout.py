@@ -4,6 +4,7 @@ Everything a suite produces lives under ``OUT/SUITE/``::
 
     runs/RUN_ID/        config.json, checkpoint.pt, model_final.pt, model_best.pt,
                         result.json, lock.json, events.jsonl, predictions/val_N.png
+    added_seeds.json    seeds `run --resolve-claims` added to variants
     profiles/           cost of each architecture (params, FLOPs, latency)
     samples/            the val images and labels the report shows predictions for
     launcher/           submitit's job files and logs
@@ -119,6 +120,11 @@ class SuiteLayout:
     @property
     def results_json(self) -> Path:
         return self.report / "results.json"
+
+    @property
+    def added_seeds(self) -> Path:
+        """Seeds ``run --resolve-claims`` added to variants, beyond the suite file's."""
+        return self.root / "added_seeds.json"
 
     @property
     def profile_lock(self) -> Path:

@@ -23,7 +23,7 @@ from bench.layout import RunLayout, SuiteLayout
 from bench.models import build_model, resolve_pretrained
 from bench.pretrained import IMAGENET, imagenet_weights
 from bench.profile import check_profile_spec
-from bench.results import RunRecord, read_record
+from bench.results import RunRecord, atomic_write_text, read_record
 from bench.train import check_device_support
 
 PlanStatus = Literal["done", "failed", "partial", "missing"]
@@ -197,6 +197,38 @@ def check_normalization(cfg: RunConfig, where: str = "") -> None:
             f"but {weights.name} expects mean {weights.mean}, std {weights.std}: "
             f"set augment.normalize = {expected!r}"
         )
+
+
+def read_added_seeds(layout: SuiteLayout) -> dict[str, tuple[int, ...]]:
+    """Seeds ``run --resolve-claims`` added to each variant (empty when none were)."""
+    if not layout.added_seeds.is_file():
+        return {}
+    try:
+        raw = json.loads(layout.added_seeds.read_text(encoding="utf-8"))
+        return {str(name): tuple(int(seed) for seed in seeds) for name, seeds in raw.items()}
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ConfigError(
+            f"{layout.added_seeds}: not a JSON object of variant -> seed list ({error}); "
+            "fix or delete it (it only lists seeds added by --resolve-claims)"
+        ) from None
+
+
+def write_added_seeds(layout: SuiteLayout, added: Mapping[str, Sequence[int]]) -> None:
+    """Record seeds added to variants (atomically), so every command plans them."""
+    payload = {name: sorted(set(seeds)) for name, seeds in sorted(added.items()) if seeds}
+    atomic_write_text(layout.added_seeds, json.dumps(payload, indent=2))
+
+
+def with_added_seeds(suite: SuiteSpec, added: Mapping[str, Sequence[int]]) -> SuiteSpec:
+    """``suite`` with each variant's seeds extended by ``added`` (unknown names ignored)."""
+    variants = []
+    for variant in suite.variants:
+        extra = set(added.get(variant.name, ())) - set(variant.seeds or suite.seeds)
+        if extra:
+            seeds = tuple(sorted({*(variant.seeds or suite.seeds), *extra}))
+            variant = variant.model_copy(update={"seeds": seeds})
+        variants.append(variant)
+    return suite.model_copy(update={"variants": tuple(variants)})
 
 
 def pending_runs(plan: Sequence[PlannedRun], *, retry_failed: bool) -> list[PlannedRun]:

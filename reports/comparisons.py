@@ -37,7 +37,10 @@ class Comparison:
 
     @property
     def pairs_label(self) -> str:
-        return "rounds" if self.metric == "latency" else "seed pairs"
+        """``2 seed pairs``, ``1 seed pair``, ``5 rounds``: what the effect was paired over."""
+        n = 0 if self.effect is None else self.effect.n
+        unit = "round" if self.metric == "latency" else "seed pair"
+        return f"{n} {unit}" + ("" if n == 1 else "s")
 
     def to_unit(self, value: float | None) -> float | None:
         """A value of the effect's scale in the comparison's unit (latency: log -> %)."""
@@ -186,3 +189,65 @@ def accuracy_cost(records: Sequence[RunRecord], runtime: str, precision: str) ->
     differences = [100.0 * (deployed.miou - fp32.miou) for fp32, deployed in pairs]
     indexed = [(index, deployed, fp32) for index, (fp32, deployed) in enumerate(pairs)]
     return Comparison("miou", "pp", stats.paired_effect(differences, _image_se(indexed)))
+
+
+def seeds_to_add(
+    results: Sequence[ClaimResult], summaries: Mapping[str, VariantSummary], max_seeds: int
+) -> dict[str, set[int]]:
+    """One more seed pair for each accuracy claim still inconclusive whose target effect
+    ``max_seeds`` pairs could resolve (or that has a single pair, hence no interval yet).
+
+    The new pair's seed is the smallest one not yet planned for both sides; a claim whose
+    sides already plan ``max_seeds`` common seeds gets none. Latency claims get none: more
+    seeds do not add timing rounds (``run --reprofile`` times again).
+    """
+    added: dict[str, set[int]] = {}
+    for result in results:
+        effect = result.comparison.effect
+        if result.claim.metric != "miou" or effect is None or result.verdict != "inconclusive":
+            continue
+        resolvable = effect.n < stats.MIN_PAIRS or (
+            result.pairs_needed is not None and result.pairs_needed <= max_seeds
+        )
+        better, than = summaries[result.test.better], summaries[result.test.than]
+        common = {e.seed for e in better.entries} & {e.seed for e in than.entries}
+        if not resolvable or len(common) >= max_seeds:
+            continue
+        seed = next(candidate for candidate in range(len(common) + 1) if candidate not in common)
+        for name in (result.test.better, result.test.than):
+            added.setdefault(name, set()).add(seed)
+    return added
+
+
+def claim_records(results: Sequence[ClaimResult]) -> list[dict[str, object]]:
+    """The verdicts as plain JSON-ready data (``liteseg-bench claims --json``)."""
+    records = []
+    for result in results:
+        comparison, effect = result.comparison, result.comparison.effect
+        p_better = None if effect is None else effect.p_better
+        records.append(
+            {
+                "id": result.claim.id,
+                "statement": result.claim.statement,
+                "paper": result.claim.paper,
+                "source": result.claim.source,
+                "metric": result.claim.metric,
+                "unit": comparison.unit,
+                "better": result.test.better,
+                "than": result.test.than,
+                "paper_effect": result.claim.paper_effect,
+                "paper_setting": result.claim.paper_setting,
+                "pairs": 0 if effect is None else effect.n,
+                "effect": None if effect is None else comparison.to_unit(effect.mean),
+                "ci_low": None if effect is None else comparison.to_unit(effect.low),
+                "ci_high": None if effect is None else comparison.to_unit(effect.high),
+                "p_better": None if p_better is None else list(p_better),
+                "mde": None if effect is None else comparison.to_unit(effect.mde),
+                "test_set_term": None if effect is None else effect.images_included,
+                "verdict": result.verdict,
+                "target": result.target,
+                "pairs_needed": result.pairs_needed,
+                "missing": comparison.missing,
+            }
+        )
+    return records

@@ -191,7 +191,7 @@ def effect_cells(comparison: Comparison, decimals: int = 2) -> dict[str, Any]:
         "effect": f"{fmt.signed(to_unit(effect.mean), decimals)} {unit}",
         "interval": fmt.interval(to_unit(effect.low), to_unit(effect.high), decimals)
         + (f" {unit}" if effect.low is not None else ""),
-        "n": f"{effect.n} {comparison.pairs_label}",
+        "n": comparison.pairs_label,
         "p_better": fmt.DASH
         if p_better is None
         else f"{p_better[0]:.2f} [{p_better[1]:.2f}, {p_better[2]:.2f}]",
@@ -233,7 +233,8 @@ def resolution_text(result: ClaimResult) -> str:
     if effect is None:
         return comparison.missing or "no result"
     if effect.low is None:
-        return f"a second {comparison.pairs_label[:-1]} (one has no interval)"
+        unit = "round" if comparison.metric == "latency" else "seed pair"
+        return f"a second {unit} (one has no interval)"
     source = "the paper's" if result.claim.paper_effect is not None else "the measured"
     target = f"{source} {abs(result.target):.2f} {comparison.unit}"
     needed = result.pairs_needed
@@ -275,6 +276,26 @@ def claim_rows(results: Sequence[ClaimResult]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def claims_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The claim rows as a plain-text table for the terminal."""
+    if not rows:
+        return "no claim of the registry is tested in this suite"
+    columns = ("id", "paper_effect", "effect", "interval", "n", "p_better", "verdict")
+    titles = ("claim", "paper", "ours", "95 % CI", "pairs", "P(A>B) [95 % CI]", "verdict")
+    cells = [
+        [row[c]["text"] if isinstance(row[c], dict) else str(row[c]) for c in columns]
+        for row in rows
+    ]
+    widths = [max(len(t), *(len(line[i]) for line in cells)) for i, t in enumerate(titles)]
+    lines = ["  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True))]
+    for row, line in zip(rows, cells, strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
+        lines.append(f"    {row['statement']}: {row['better']} vs {row['than']}")
+        if row["resolve"]:
+            lines.append(f"    to resolve: {row['resolve']}")
+    return "\n".join(lines)
 
 
 def latency_delta(

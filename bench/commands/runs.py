@@ -1,4 +1,4 @@
-"""``list``, ``plan``, ``run``, ``status`` and ``report``: suites and their runs.
+"""``list``, ``plan``, ``run``, ``status``, ``report`` and ``claims``: suites and their runs.
 
 Handlers parse arguments, call the library (:mod:`bench.plan`, :mod:`bench.launch`,
 :mod:`reports.render`) and print; they hold no logic of their own.
@@ -7,19 +7,28 @@ Handlers parse arguments, call the library (:mod:`bench.plan`, :mod:`bench.launc
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 import torch
 
 from architectures import list_models, model_overrides
+from bench.claims import load_claims
 from bench.config import available_suites, load_suite, parse_assignments, suite_path
 from bench.data import resolve_data_root
+from bench.errors import ConfigError
 from bench.execute import SuiteOptions, SuiteOutcome
 from bench.launch import ClusterOptions, WorkerSpec, launch_local, launch_submitit
 from bench.layout import SuiteLayout
 from bench.locks import DEFAULT_TIMEOUT_S, FileLock
-from bench.plan import PlannedRun, status_counts, validate_plan
+from bench.plan import (
+    PlannedRun,
+    read_added_seeds,
+    status_counts,
+    validate_plan,
+    write_added_seeds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time every finished architecture again, side by side in a new session",
     )
     run.add_argument("--report", action="store_true", help="render the suite report afterwards")
+    run.add_argument(
+        "--resolve-claims",
+        type=int,
+        metavar="MAX_SEEDS",
+        help="then add seed pairs to the inconclusive claims whose effect MAX_SEEDS pairs "
+        "could resolve, until each is decided or cannot be (added seeds are kept in "
+        "OUT/SUITE/added_seeds.json)",
+    )
+    _add_claims_argument(run)
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument(
         "--lock-timeout",
@@ -126,7 +144,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     report = subparsers.add_parser("report", help="render a suite's HTML report from its records")
     _add_suite_arguments(report)
+    _add_claims_argument(report)
     report.set_defaults(handler=_report)
+
+    claims = subparsers.add_parser(
+        "claims",
+        help="the papers' claims tested in a suite: paired effect, 95 %% interval, verdict",
+    )
+    _add_suite_arguments(claims)
+    _add_claims_argument(claims)
+    claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    claims.set_defaults(handler=_claims)
+
+
+def _add_claims_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--claims",
+        action="append",
+        type=Path,
+        metavar="TOML",
+        help="claims file (repeatable; default: every experiments/claims/*.toml)",
+    )
 
 
 def _add_suite_arguments(parser: argparse.ArgumentParser) -> None:
@@ -245,7 +283,25 @@ def _run(args: argparse.Namespace) -> int:
         lock_timeout_s=args.lock_timeout,
         heartbeat_s=min(30.0, args.lock_timeout / 4),
     )
+    if args.resolve_claims is not None and args.resolve_claims < 2:
+        raise ConfigError(f"--resolve-claims {args.resolve_claims}: needs at least 2 seeds")
     spec = _worker_spec(args, options)
+    outcome = _launch(args, spec)
+    while args.resolve_claims is not None and _add_claim_seeds(args, spec):
+        outcome = _launch(args, spec)
+    if args.report:
+        print(_render(args))
+    if outcome.failed:
+        log.error(
+            "%d run(s) failed; see `liteseg-bench status %s` and the report",
+            len(outcome.failed),
+            args.suite,
+        )
+        return 1
+    return 0
+
+
+def _launch(args: argparse.Namespace, spec: WorkerSpec) -> SuiteOutcome:
     if args.launcher == "submitit":
         cluster = ClusterOptions(
             executor=args.executor,
@@ -261,15 +317,50 @@ def _run(args: argparse.Namespace) -> int:
     else:
         outcome = launch_local(spec, workers=args.workers)
     _print_outcome(outcome)
-    if args.report:
-        print(_render(args))
-    if outcome.failed:
-        log.error(
-            "%d run(s) failed; see `liteseg-bench status %s` and the report",
-            len(outcome.failed),
-            args.suite,
-        )
-        return 1
+    return outcome
+
+
+def _judged_claims(args: argparse.Namespace, spec: WorkerSpec):
+    from reports.comparisons import evaluate_claims
+    from reports.render import entries_from_plan
+    from reports.summary import primary_latency_key, summarize_suite
+
+    suite, layout, plan = spec.plan()
+    summaries = summarize_suite(suite, entries_from_plan(plan))
+    key = primary_latency_key(summaries.values())
+    results = evaluate_claims(suite, summaries, load_claims(args.claims), key)
+    return layout, summaries, results
+
+
+def _add_claim_seeds(args: argparse.Namespace, spec: WorkerSpec) -> bool:
+    """Plan one more seed pair for each claim that can still be resolved; False if none."""
+    from reports.comparisons import seeds_to_add
+
+    layout, summaries, results = _judged_claims(args, spec)
+    added = seeds_to_add(results, summaries, args.resolve_claims)
+    if not added:
+        log.info("claims: every claim is decided or out of reach of %d seeds", args.resolve_claims)
+        return False
+    merged = {name: set(seeds) for name, seeds in read_added_seeds(layout).items()}
+    for name, seeds in added.items():
+        merged.setdefault(name, set()).update(seeds)
+    write_added_seeds(layout, merged)
+    log.info(
+        "claims: adding seeds %s",
+        ", ".join(f"{name} {sorted(seeds)}" for name, seeds in sorted(added.items())),
+    )
+    return True
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from reports.comparisons import claim_records
+    from reports.tables import claim_rows, claims_text
+
+    _, _, results = _judged_claims(args, _worker_spec(args))
+    if args.json:
+        print(json.dumps(claim_records(results), indent=2))
+    else:
+        print(claims_text(claim_rows(results)))
     return 0
 
 
@@ -304,6 +395,12 @@ def _render(args: argparse.Namespace) -> Path:
 
     spec = _worker_spec(args)
     suite, layout, plan = spec.plan()
-    path = render_report(suite, entries_from_plan(plan), layout, suite_file=suite_path(args.suite))
+    path = render_report(
+        suite,
+        entries_from_plan(plan),
+        layout,
+        suite_file=suite_path(args.suite),
+        claims=load_claims(args.claims),
+    )
     log.info("report written to %s", path)
     return path
