@@ -107,7 +107,7 @@ def test_seed_pairs_see_the_same_batches_whatever_the_model(tmp_path):
     assert not torch.equal(other_seed[0][0], spatial[0][0])
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_resolve_claims_adds_seed_pairs_until_decided_or_the_limit(tmp_path):
     suite_file, claims_file = tmp_path / "suite.toml", tmp_path / "claims.toml"
     suite_file.write_text(SUITE, encoding="utf-8")

@@ -79,6 +79,24 @@ def test_tables_render_with_their_headers(page):
     assert len(widths) == 3 and len(set(widths)) == 1
 
 
+def test_claims_section_comes_first_with_visible_intervals_and_verdicts(page):
+    first_section = page.execute_script("return document.querySelector('h2').id")
+    assert first_section == "claims"
+    rows = page.execute_script(
+        "return Array.from(document.querySelectorAll('#claims-table tr.claim')).map(tr => ["
+        "tr.dataset.verdict, tr.querySelector('.claim-interval').innerText,"
+        "tr.querySelector('.claim-interval').getBoundingClientRect().height])"
+    )
+    assert [verdict for verdict, _, _ in rows] == ["supports", "supports", "inconclusive"]
+    for verdict, interval, height in rows[:2]:
+        assert interval.startswith("[") and height > 0, (verdict, interval)
+    claims_top, provenance_top = page.execute_script(
+        "return ['claims', 'provenance'].map(id => "
+        "document.getElementById(id).getBoundingClientRect().top)"
+    )
+    assert claims_top < provenance_top
+
+
 def test_a_cell_spanning_its_row_is_as_wide_as_the_row(page):
     """Settings lines under the runtime table's rows span all columns (no block-level cell)."""
     spans = page.execute_script(

@@ -318,6 +318,7 @@ def test_epochs_resolve_to_steps_and_the_final_evaluation_can_be_best(tmp_path):
     assert _same_weights(_weights(trainer.layout.best_weights), outcome.model.state_dict())
 
 
+LITESEG_TEST_LR = 1e-8
 LITESEG_RECIPE = {
     "data.synthetic.num_train": 5,
     "augment.pipeline": "liteseg",
@@ -330,7 +331,10 @@ LITESEG_RECIPE = {
     "train.drop_last": False,
     "train.epochs": 2,
     "train.checkpoint_every": 2,
-    "optim.lr": 1e-7,  # tahaemara/LiteSeg's rate for its summed loss
+    # tahaemara/LiteSeg's rate for its summed loss is 1e-7; at that rate this tiny recipe
+    # sits at the edge of stability and AVX-512 kernels push it to NaN at step 5, so the
+    # test trains at a tenth of it (the schedule and resume logic are what it checks).
+    "optim.lr": LITESEG_TEST_LR,
     "optim.warmup_iters": 0,
     "optim.poly_step_epochs": 1,
     "optim.poly_step_resets_momentum": True,
@@ -346,7 +350,8 @@ def test_liteseg_recipe_trains_over_its_passes_and_resumes_bit_exactly(tmp_path)
     assert sizes[:4] == [(3, 3, 32, 32), (2, 3, 32, 32), (3, 3, 24, 40), (2, 3, 24, 40)]
     outcome = reference.fit()
     # Stepped poly with a period of one epoch: epoch 1 of 2 runs at (1 - 1/2) ** 0.9.
-    assert outcome.training.curves.lr == [1e-7] * 4 + [pytest.approx(1e-7 * 0.5**0.9)] * 4
+    first, second = LITESEG_TEST_LR, pytest.approx(LITESEG_TEST_LR * 0.5**0.9)
+    assert outcome.training.curves.lr == [first] * 4 + [second] * 4
 
     crashed = _trainer(tmp_path / "crashed", LITESEG_RECIPE)
     train_step = crashed._train_step
