@@ -181,7 +181,7 @@ def effect_cells(comparison: Comparison, decimals: int = 2) -> dict[str, Any]:
         return {
             "effect": fmt.DASH,
             "interval": comparison.missing or fmt.DASH,
-            "n": "0",
+            "n": "",
             "p_better": fmt.DASH,
             "mde": fmt.DASH,
         }
