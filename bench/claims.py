@@ -19,9 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from bench.config import EXPERIMENTS_DIR, SuiteSpec, format_validation_error, tomllib
+from bench.config import (
+    EXPERIMENTS_DIR,
+    FrozenSpec,
+    SuiteSpec,
+    format_validation_error,
+    repeated,
+    tomllib,
+)
 from bench.errors import ConfigError
 
 CLAIMS_DIR = EXPERIMENTS_DIR / "claims"
@@ -29,11 +36,7 @@ ClaimMetric = Literal["miou", "latency"]
 UNITS: dict[str, str] = {"miou": "pp", "latency": "%"}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ClaimTest(_Frozen):
+class ClaimTest(FrozenSpec):
     """Two variants of a suite standing for a claim's sides."""
 
     suite: str
@@ -41,7 +44,7 @@ class ClaimTest(_Frozen):
     than: str = Field(description="the variant it wins against")
 
 
-class Claim(_Frozen):
+class Claim(FrozenSpec):
     """One claim of a paper, testable by paired runs."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
@@ -64,16 +67,17 @@ class Claim(_Frozen):
         return [test for test in self.tests if test.suite == suite]
 
 
-class ClaimRegistry(_Frozen):
+class ClaimFile(FrozenSpec):
+    """One claims file: its ``[[claims]]`` tables."""
+
     claims: tuple[Claim, ...]
 
     @field_validator("claims")
     @classmethod
     def _unique_ids(cls, claims: tuple[Claim, ...]) -> tuple[Claim, ...]:
-        ids = [claim.id for claim in claims]
-        repeated = sorted({name for name in ids if ids.count(name) > 1})
-        if repeated:
-            raise ValueError(f"claim ids must be unique; repeated: {repeated}")
+        duplicates = repeated(claim.id for claim in claims)
+        if duplicates:
+            raise ValueError(f"claim ids must be unique; repeated: {duplicates}")
         return claims
 
 
@@ -89,10 +93,12 @@ def load_claims(paths: Sequence[Path] | None = None) -> tuple[Claim, ...]:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
         try:
-            claims.extend(ClaimRegistry.model_validate(raw).claims)
+            claims.extend(ClaimFile.model_validate(raw).claims)
         except ValidationError as error:
             raise ConfigError(format_validation_error(error, str(path))) from None
-    ClaimRegistry(claims=tuple(claims))
+    duplicates = repeated(claim.id for claim in claims)
+    if duplicates:
+        raise ConfigError(f"claim ids repeated across claims files: {duplicates}")
     return tuple(claims)
 
 

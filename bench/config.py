@@ -35,11 +35,19 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 Size = tuple[int, int]
 
 
-class _Frozen(BaseModel):
+class FrozenSpec(BaseModel):
+    """Base of every file-backed spec: immutable, and unknown keys are errors."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SyntheticSpec(_Frozen):
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    names = list(names)
+    return sorted({name for name in names if names.count(name) > 1})
+
+
+class SyntheticSpec(FrozenSpec):
     """Procedural dataset used by fast tests (written to a temporary folder)."""
 
     num_train: int = Field(24, ge=1)
@@ -49,7 +57,7 @@ class SyntheticSpec(_Frozen):
     seed: int = 0
 
 
-class DataSpec(_Frozen):
+class DataSpec(FrozenSpec):
     """Which dataset and splits a run reads, and how it is loaded."""
 
     dataset: Literal["camvid", "camvid_paddleseg", "voc_sbd", "cityscapes", "synthetic"]
@@ -60,7 +68,7 @@ class DataSpec(_Frozen):
     synthetic: SyntheticSpec = SyntheticSpec()
 
 
-class CropPass(_Frozen):
+class CropPass(FrozenSpec):
     """One pass of LiteSeg's multi-crop epoch: its crop size and rotation range.
 
     Args:
@@ -81,7 +89,7 @@ LITESEG_CITYSCAPES_PASSES = (
 """The four loaders of one official LiteSeg epoch, in order (tahaemara/LiteSeg train.py)."""
 
 
-class AugmentSpec(_Frozen):
+class AugmentSpec(FrozenSpec):
     """Training augmentation and normalisation.
 
     ``pipeline`` selects the recipe (details in :mod:`bench.data.transforms`):
@@ -127,7 +135,7 @@ class AugmentSpec(_Frozen):
         return len(self.passes) if self.pipeline == "liteseg" else 1
 
 
-class OptimSpec(_Frozen):
+class OptimSpec(FrozenSpec):
     """SGD with per-iteration poly decay after a linear warm-up, or LiteSeg's stepped poly.
 
     ``poly_step_epochs`` = S switches to tahaemara/LiteSeg's schedule (train.py): the
@@ -161,7 +169,7 @@ class OptimSpec(_Frozen):
         return self
 
 
-class LossSpec(_Frozen):
+class LossSpec(FrozenSpec):
     """Cross-entropy (``"ce"``) or OHEM cross-entropy (``"ohem"``, PaddleSeg semantics).
 
     ``weights`` weigh the model outputs in order (main first); a model with
@@ -188,7 +196,7 @@ class LossSpec(_Frozen):
         return self
 
 
-class TrainSpec(_Frozen):
+class TrainSpec(FrozenSpec):
     """Length, batch and numerics of the training loop.
 
     The length is ``iters`` optimizer steps, or, when ``epochs`` is set, ``epochs``
@@ -212,7 +220,7 @@ class TrainSpec(_Frozen):
     log_every: int = Field(10, ge=1)
 
 
-class EvalSpec(_Frozen):
+class EvalSpec(FrozenSpec):
     """Evaluation on the whole val split (no shuffle), in fp32, scored at label resolution.
 
     As PaddleSeg's ``aug_inference`` (``paddleseg/core/infer.py``; see
@@ -249,7 +257,7 @@ RUNTIME_NAMES: tuple[RuntimeName, ...] = ("torch", "onnxruntime", "openvino", "t
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16", "int8")
 
 
-class InferenceOptions(_Frozen):
+class InferenceOptions(FrozenSpec):
     """How the ``torch`` runtime runs the model when its latency is measured.
 
     The precision is not an option here: it is a dimension of every measurement
@@ -272,7 +280,7 @@ class InferenceOptions(_Frozen):
     cuda_graphs: bool = False
 
 
-class RuntimePrecisions(_Frozen):
+class RuntimePrecisions(FrozenSpec):
     """Precisions of one runtime when they differ from :attr:`ProfileSpec.precisions`.
 
     E.g. ``torch = ["fp32"]`` next to ``precisions = ["fp32", "int8"]``: int8 is
@@ -285,7 +293,7 @@ class RuntimePrecisions(_Frozen):
     tensorrt: tuple[Precision, ...] | None = None
 
 
-class ProfileSpec(_Frozen):
+class ProfileSpec(FrozenSpec):
     """Cost measurement settings (see :mod:`bench.profile` and :mod:`bench.deploy`).
 
     Every latency is measured for each (runtime, precision) combination of
@@ -332,7 +340,7 @@ class ProfileSpec(_Frozen):
         return list(pairs)
 
 
-class ProtocolSpec(_Frozen):
+class ProtocolSpec(FrozenSpec):
     """Everything shared by the runs of a suite."""
 
     data: DataSpec
@@ -344,7 +352,7 @@ class ProtocolSpec(_Frozen):
     profile: ProfileSpec = ProfileSpec()
 
 
-class ModelSpec(_Frozen):
+class ModelSpec(FrozenSpec):
     """A registered model name, its constructor overrides and optional initial weights.
 
     ``pretrained`` is a path to an official checkpoint (full model or ImageNet
@@ -357,14 +365,14 @@ class ModelSpec(_Frozen):
     pretrained: str | None = None
 
 
-class Expected(_Frozen):
+class Expected(FrozenSpec):
     """An mIoU (percent) this suite should reach, within a tolerance."""
 
     miou: float
     tolerance: float = Field(gt=0)
 
 
-class VariantSpec(_Frozen):
+class VariantSpec(FrozenSpec):
     """One entry of a suite: a model plus only what differs from the protocol."""
 
     name: str = Field(min_length=1)
@@ -415,7 +423,7 @@ class VariantSpec(_Frozen):
         return self
 
 
-class SuiteSpec(_Frozen):
+class SuiteSpec(FrozenSpec):
     """A whole experiment file: protocol, variants, seeds and references to paper results."""
 
     name: str
@@ -435,8 +443,7 @@ class SuiteSpec(_Frozen):
     @field_validator("variants")
     @classmethod
     def _unique_names(cls, variants: tuple[VariantSpec, ...]) -> tuple[VariantSpec, ...]:
-        names = [v.name for v in variants]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(v.name for v in variants)
         if duplicates:
             raise ValueError(f"variant names must be unique; repeated: {duplicates}")
         return variants
@@ -465,7 +472,7 @@ class SuiteSpec(_Frozen):
         return self
 
 
-class RunConfig(_Frozen):
+class RunConfig(FrozenSpec):
     """The fully resolved configuration of one training run."""
 
     suite: str

@@ -62,12 +62,13 @@ class ConfusionMatrix:
             )
         if labels.dim() == 2:
             predictions, labels = predictions.unsqueeze(0), labels.unsqueeze(0)
-        for prediction, label in zip(predictions, labels, strict=True):
-            valid = label != self.ignore_index
-            flat = label[valid].to(torch.int64) * self.num_classes
-            flat += prediction[valid].to(torch.int64)
-            counts = torch.bincount(flat.cpu(), minlength=self.num_classes**2)
-            self.per_image.append(counts.reshape(self.num_classes, self.num_classes))
+        images, cells = labels.shape[0], self.num_classes**2
+        # One bincount for the batch: image k's cells are offset by k * C^2.
+        offsets = torch.arange(images, device=labels.device).view(-1, 1, 1) * cells
+        valid = labels != self.ignore_index
+        flat = labels.to(torch.int64) * self.num_classes + predictions.to(torch.int64) + offsets
+        counts = torch.bincount(flat[valid].cpu(), minlength=images * cells)
+        self.per_image += list(counts.view(images, self.num_classes, self.num_classes))
 
     def all_reduce(self) -> None:
         """Gather the images of all processes of a DDP group in split order.
@@ -113,7 +114,7 @@ def metrics_from_confusion(
     ground_truth = confusion.sum(axis=1)
     predicted = confusion.sum(axis=0)
     union = ground_truth + predicted - true_positive
-    iou = _ratio(true_positive, union)
+    iou = class_iou(confusion)
     recall = _ratio(true_positive, ground_truth)
     total = confusion.sum()
     return Metrics(
@@ -127,6 +128,23 @@ def metrics_from_confusion(
         absent_classes=[name for name, u in zip(class_names, union, strict=True) if u == 0],
         num_images=num_images,
     )
+
+
+def class_iou(confusion: np.ndarray) -> np.ndarray:
+    """Per-class IoU of ``(..., C, C)`` confusion matrices; NaN where a class's union is 0."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positive = np.diagonal(confusion, axis1=-2, axis2=-1)
+    union = confusion.sum(axis=-1) + confusion.sum(axis=-2) - true_positive
+    return _ratio(true_positive, union)
+
+
+def mean_iou(confusion: np.ndarray) -> np.ndarray:
+    """mIoU (fraction) of ``(..., C, C)`` confusion matrices, classes with zero union left out
+    (the ``miou`` of :func:`metrics_from_confusion`, for many matrices at once)."""
+    iou = class_iou(confusion)
+    present = ~np.isnan(iou)
+    with np.errstate(invalid="ignore"):
+        return np.where(present, iou, 0.0).sum(axis=-1) / present.sum(axis=-1)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ so ``liteseg-bench plan`` and ``run`` refuse the same files.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -213,9 +213,13 @@ def read_added_seeds(layout: SuiteLayout) -> dict[str, tuple[int, ...]]:
         ) from None
 
 
-def write_added_seeds(layout: SuiteLayout, added: Mapping[str, Sequence[int]]) -> None:
-    """Record seeds added to variants (atomically), so every command plans them."""
-    payload = {name: sorted(set(seeds)) for name, seeds in sorted(added.items()) if seeds}
+def add_seeds(layout: SuiteLayout, added: Mapping[str, Iterable[int]]) -> None:
+    """Add seeds to variants in ``added_seeds.json`` (atomically), so every command plans
+    them from now on."""
+    merged = {name: set(seeds) for name, seeds in read_added_seeds(layout).items()}
+    for name, seeds in added.items():
+        merged.setdefault(name, set()).update(seeds)
+    payload = {name: sorted(seeds) for name, seeds in sorted(merged.items()) if seeds}
     atomic_write_text(layout.added_seeds, json.dumps(payload, indent=2))
 
 
@@ -223,11 +227,9 @@ def with_added_seeds(suite: SuiteSpec, added: Mapping[str, Sequence[int]]) -> Su
     """``suite`` with each variant's seeds extended by ``added`` (unknown names ignored)."""
     variants = []
     for variant in suite.variants:
-        extra = set(added.get(variant.name, ())) - set(variant.seeds or suite.seeds)
-        if extra:
-            seeds = tuple(sorted({*(variant.seeds or suite.seeds), *extra}))
-            variant = variant.model_copy(update={"seeds": seeds})
-        variants.append(variant)
+        own = variant.seeds or suite.seeds
+        seeds = tuple(sorted({*own, *added.get(variant.name, ())}))
+        variants.append(variant if seeds == own else variant.model_copy(update={"seeds": seeds}))
     return suite.model_copy(update={"variants": tuple(variants)})
 
 

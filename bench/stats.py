@@ -27,10 +27,15 @@ One rule serves every comparison the report and ``liteseg-bench claims`` make:
   same per-seed spread and image term, reaches a target effect.
 - **Latency** uses the same functions on the per-round medians of one interleaved timing
   session (rounds are the pairs), on a log scale so the effect is a ratio.
+- **More seeds** (``run --resolve-claims``): a claim inconclusive at the suite's seeds gets,
+  in one step, the pairs its target effect needs, and is judged once more. Two looks at
+  one claim would double its error rate, so both are made at 97.5 % (Bonferroni); a claim
+  is never extended twice.
 
 ``tests/test_stats.py`` checks the rule by simulation: identical arms give a decisive
-verdict at most 5 % of the time with 2-5 pairs, and an effect of twice the reported MDE
-is detected at least 80 % of the time.
+verdict at most 5 % of the time with 2-5 pairs, and through the two looks of
+``--resolve-claims``; an effect of twice the reported MDE is detected at least 80 % of
+the time.
 """
 
 from __future__ import annotations
@@ -44,7 +49,13 @@ from typing import Literal
 import numpy as np
 from scipy import integrate, optimize, stats
 
+from bench.evaluate import mean_iou
+
 CONFIDENCE = 0.95
+# `run --resolve-claims` looks at a claim twice: at the suite's seeds, then once more with
+# the pairs its target effect needs. Bonferroni splits the 5 % between the two looks, so
+# both are judged at 97.5 % (tests/test_stats.py simulates the two-look procedure).
+RESOLVE_CONFIDENCE = 1 - (1 - CONFIDENCE) / 2
 POWER = 0.8
 MIN_PAIRS = 2
 # Beyond this many pairs a target effect counts as out of reach of more seeds.
@@ -79,7 +90,7 @@ class PairedEffect:
     seed_sd: float | None
     image_se: float
     se: float | None
-    df: float | None
+    df: int | None
     low: float | None
     high: float | None
     confidence: float = CONFIDENCE
@@ -115,24 +126,25 @@ class PairedEffect:
         above = self.low > 0
         return "supports" if above == (direction == "higher") else "contradicts"
 
-    def pairs_needed(self, target: float) -> int | None:
+    def pairs_needed(self, target: float, max_pairs: int = MAX_PAIRS) -> int | None:
         """Pairs whose MDE reaches ``|target|`` with this seed spread and image term; None
-        when no number up to :data:`MAX_PAIRS` does (or the spread is unknown)."""
+        when no number up to ``max_pairs`` does (or the spread is unknown)."""
         if self.seed_sd is None:
             return None
-        return pairs_needed(target, self.seed_sd, self.image_se)
+        return pairs_needed(
+            target, self.seed_sd, self.image_se, max_pairs=max_pairs, confidence=self.confidence
+        )
 
 
-def _t(df: float):
-    return stats.norm if df > LARGE_DF else stats.t(df)
+def t_critical(df: int, confidence: float = CONFIDENCE) -> float:
+    """The two-sided t quantile: a ``confidence`` interval is ``mean ± t_critical * se``."""
+    return float(stats.t.ppf(1 - (1 - confidence) / 2, df))
 
 
 def noncentral_t_cdf(x: float, df: float, noncentrality: float) -> float:
     """P(T <= x) for ``T ~ nct(df, noncentrality)``: ``scipy.stats.nct``, or where that
     returns NaN (1 df with a large noncentrality) the integral over ``S = chi_df / sqrt(df)``
     of ``Phi(x S - nc)``."""
-    if df > LARGE_DF:
-        return float(stats.norm.cdf(x - noncentrality))
     value = float(stats.nct.cdf(x, df, noncentrality))
     if math.isfinite(value):
         return value
@@ -155,11 +167,10 @@ def minimum_detectable_effect(
     """
     if se <= 0:
         return 0.0
-    alpha = 1 - confidence
     if df > LARGE_DF:
-        critical = stats.norm.ppf(1 - alpha / 2)
+        critical = stats.norm.ppf(1 - (1 - confidence) / 2)
         return float((critical + stats.norm.ppf(power)) * se)
-    critical = stats.t.ppf(1 - alpha / 2, df)
+    critical = t_critical(df, confidence)
 
     def shortfall(delta: float) -> float:
         rejected = 1 - noncentral_t_cdf(critical, df, delta)
@@ -172,18 +183,26 @@ def minimum_detectable_effect(
 
 
 def pairs_needed(
-    target: float, seed_sd: float, image_se: float = 0.0, *, max_pairs: int = MAX_PAIRS
+    target: float,
+    seed_sd: float,
+    image_se: float = 0.0,
+    *,
+    max_pairs: int = MAX_PAIRS,
+    confidence: float = CONFIDENCE,
 ) -> int | None:
     """Smallest number of pairs (>= 2) whose MDE is at most ``|target|``, given the spread of
     one pair's difference and the test set's fixed term; None if more seeds cannot get
     there (the image term alone is too large, or more than ``max_pairs`` would be needed)."""
     target = abs(target)
-    if target == 0 or minimum_detectable_effect(image_se, math.inf) >= target:
+    if (
+        target == 0
+        or minimum_detectable_effect(image_se, math.inf, confidence=confidence) >= target
+    ):
         return None
 
     def reached(n: int) -> bool:
         se = math.sqrt(seed_sd**2 / n + image_se**2)
-        return minimum_detectable_effect(se, n - 1) <= target
+        return minimum_detectable_effect(se, n - 1, confidence=confidence) <= target
 
     if not reached(max_pairs):
         return None
@@ -263,7 +282,7 @@ def paired_effect(
         seed_sd = float(values.std(ddof=1))
         se = math.sqrt(seed_sd**2 / n + image_term**2)
         df = n - 1
-        half = float(_t(df).ppf(1 - (1 - confidence) / 2) * se)
+        half = t_critical(df, confidence) * se
         low, high = float(values.mean()) - half, float(values.mean()) + half
     return PairedEffect(
         differences=tuple(float(value) for value in values),
@@ -277,17 +296,6 @@ def paired_effect(
         confidence=confidence,
         images_included=image_se is not None,
     )
-
-
-def miou_of(confusion: np.ndarray) -> np.ndarray:
-    """mIoU (fraction) of ``(..., C, C)`` confusion matrices: classes with zero union are
-    left out, as in :func:`bench.evaluate.metrics_from_confusion`."""
-    confusion = np.asarray(confusion, dtype=np.float64)
-    true_positive = np.diagonal(confusion, axis1=-2, axis2=-1)
-    union = confusion.sum(axis=-1) + confusion.sum(axis=-2) - true_positive
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, true_positive / union, np.nan)
-        return np.nanmean(iou, axis=-1)
 
 
 def image_bootstrap_se(
@@ -323,7 +331,7 @@ def image_bootstrap_se(
         weights = (indices[..., :, None] == np.arange(images)).sum(axis=-2)
         summed = np.einsum("...i,abik->...abk", weights, stacked)
         summed = summed.reshape(*summed.shape[:-1], classes, classes)
-        miou = miou_of(summed)
+        miou = mean_iou(summed)
         return scale * (miou[..., 0, :] - miou[..., 1, :]).mean(axis=-1)
 
     result = stats.bootstrap(
@@ -336,6 +344,21 @@ def image_bootstrap_se(
         random_state=np.random.default_rng(seed),
     )
     return float(result.standard_error)
+
+
+def resolution_pairs(effect: PairedEffect, target: float, max_pairs: int) -> int | None:
+    """How many pairs in all a comparison seen for the first time should get so that its
+    second and last look (both at :data:`RESOLVE_CONFIDENCE`) can detect ``target``; None
+    when it needs no more (decided at the first look) or cannot get there within
+    ``max_pairs``. A single pair gets a second one: it had no interval, so no look yet."""
+    if effect.n < MIN_PAIRS:
+        return MIN_PAIRS
+    image_se = effect.image_se if effect.images_included else None
+    first_look = paired_effect(effect.differences, image_se, RESOLVE_CONFIDENCE)
+    if first_look.decided:
+        return None
+    needed = first_look.pairs_needed(target, max_pairs)
+    return needed if needed is not None and needed > effect.n else None
 
 
 def log_ratios(first: Sequence[float], second: Sequence[float]) -> list[float]:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from scipy import stats as scipy_stats
 
+from bench import stats
 from bench.claims import Claim, load_claims
 from bench.config import SuiteSpec
 from bench.layout import SuiteLayout
@@ -111,12 +111,12 @@ def tradeoff_figure(
 
 
 def latency_interval(round_medians_ms: Sequence[float]) -> tuple[float, float] | None:
-    """95 % interval of a latency from its per-round medians (t on the logarithms)."""
-    if len(round_medians_ms) < 2:
+    """95 % interval of a latency from its per-round medians: the t-interval of
+    :func:`bench.stats.paired_effect` on their logarithms, back on the ms scale."""
+    if len(round_medians_ms) < stats.MIN_PAIRS:
         return None
-    logs = np.log(np.asarray(round_medians_ms, dtype=np.float64))
-    half = scipy_stats.t.ppf(0.975, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
-    return float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+    logs = stats.paired_effect(np.log(round_medians_ms))
+    return math.exp(logs.low), math.exp(logs.high)
 
 
 def best_runtime_figure(summaries: Mapping[str, VariantSummary]) -> dict[str, str] | None:
@@ -242,6 +242,7 @@ def report_context(
     layout: SuiteLayout,
     suite_file: Path,
     claims: Sequence[Claim],
+    added_seeds: Mapping[str, Sequence[int]],
 ) -> dict[str, Any]:
     """Everything the template shows, as plain data."""
     summaries = summarize_suite(suite, entries)
@@ -256,7 +257,7 @@ def report_context(
             "protocol_note": suite.protocol_note,
         },
         "counts": status_counts(entries),
-        "claims": tables.claim_rows(evaluate_claims(suite, summaries, claims, key)),
+        "claims": tables.claim_rows(evaluate_claims(suite, summaries, claims, key, added_seeds)),
         "provenance": provenance(suite.name, suite_file, records),
         "protocol": protocol_tables(suite, entries),
         "main_rows": tables.main_rows(summaries),
@@ -323,6 +324,7 @@ def render_report(
     *,
     suite_file: Path,
     claims: Sequence[Claim] | None = None,
+    added_seeds: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """Write the report (HTML, results.csv, results.json) into ``layout.report``; return the HTML.
 
@@ -332,12 +334,14 @@ def render_report(
         layout: the suite's output folder (its runs, samples and report).
         suite_file: the suite's TOML file, hashed into the provenance.
         claims: the claims to judge (default: the registry, ``experiments/claims``).
+        added_seeds: seeds ``run --resolve-claims`` added, per variant (see
+            :func:`reports.comparisons.evaluate_claims`).
     """
     claims = load_claims() if claims is None else claims
     html = (
         environment()
         .get_template(TEMPLATE)
-        .render(report_context(suite, entries, layout, suite_file, claims))
+        .render(report_context(suite, entries, layout, suite_file, claims, added_seeds or {}))
     )
     atomic_write_text(layout.results_csv, results_frame(entries).to_csv(index=False))
     records = [e.record for e in entries if e.record is not None]

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.results import TIMING_LABELS
 from reports import formatting as fmt
-from reports.comparisons import Comparison, accuracy_cost
+from reports.comparisons import Comparison, accuracy_cost, deployed_pairs
 from reports.summary import LatencyKey, LatencySummary, VariantSummary, seed_stat
 from reports.tables import MAIN_GROUP, difference_verdict, effect_cells, paper_result
 
@@ -175,13 +175,10 @@ def best_points(summaries: Mapping[str, VariantSummary]) -> list[BestPoint]:
             ),
             None,
         )
-        deployed = [
-            100.0 * item.metrics.miou
-            for record in summary.records
-            for item in record.deployed
-            if (item.runtime, item.precision) == (key.runtime, key.precision)
-        ]
-        stat = seed_stat(deployed) if key.precision != "fp32" and deployed else summary.miou
+        deployed = deployed_pairs(summary.records, key.runtime, key.precision)
+        stat = summary.miou
+        if key.precision != "fp32" and deployed:
+            stat = seed_stat([100.0 * metrics.miou for metrics, _ in deployed])
         points.append(
             BestPoint(
                 summary.spec.name,

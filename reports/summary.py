@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from scipy import stats as scipy_stats
-
 from bench.config import RunConfig, SuiteSpec, VariantSpec
 from bench.results import FlopCount, Latency, Metrics, ParamCount, RunRecord
+from bench.stats import t_critical
 
 EntryStatus = Literal["done", "failed", "partial", "missing"]
 ENTRY_STATUSES: tuple[EntryStatus, ...] = ("done", "failed", "partial", "missing")
@@ -66,7 +65,7 @@ class SeedStat:
         """Half-width of the 95 % t-interval of the mean (``n - 1`` degrees of freedom)."""
         if self.std is None:
             return None
-        return float(scipy_stats.t.ppf(0.975, self.n - 1)) * self.std / math.sqrt(self.n)
+        return t_critical(self.n - 1) * self.std / math.sqrt(self.n)
 
 
 class LatencyKey(NamedTuple):

@@ -14,7 +14,13 @@ from architectures.meta import PaperResult
 from bench import stats
 from bench.config import Expected, SuiteSpec, VariantSpec
 from reports import formatting as fmt
-from reports.comparisons import ClaimResult, Comparison, latency_comparison, miou_comparison
+from reports.comparisons import (
+    ClaimResult,
+    Comparison,
+    common_latency_key,
+    latency_comparison,
+    miou_comparison,
+)
 from reports.summary import (
     ENTRY_STATUSES,
     LatencyKey,
@@ -174,7 +180,7 @@ def main_rows(summaries: Mapping[str, VariantSummary]) -> list[dict[str, Any]]:
 
 
 def effect_cells(comparison: Comparison, decimals: int = 2) -> dict[str, Any]:
-    """The paired effect of a comparison as text: effect, 95 % interval, pairs, P(A>B), MDE."""
+    """The paired effect of a comparison as text: effect, 95 % interval, pairs, P(A>B)."""
     effect = comparison.effect
     unit = comparison.unit
     if effect is None:
@@ -183,20 +189,18 @@ def effect_cells(comparison: Comparison, decimals: int = 2) -> dict[str, Any]:
             "interval": comparison.missing or fmt.DASH,
             "n": "",
             "p_better": fmt.DASH,
-            "mde": fmt.DASH,
         }
     to_unit = comparison.to_unit
     p_better = effect.p_better
     return {
         "effect": f"{fmt.signed(to_unit(effect.mean), decimals)} {unit}",
         "interval": fmt.interval(to_unit(effect.low), to_unit(effect.high), decimals)
-        + (f" {unit}" if effect.low is not None else ""),
+        + (f" {unit}" if effect.low is not None else "")
+        + (f" ({100 * effect.confidence:g} %)" if effect.confidence != stats.CONFIDENCE else ""),
         "n": comparison.pairs_label,
         "p_better": fmt.DASH
         if p_better is None
         else f"{p_better[0]:.2f} [{p_better[1]:.2f}, {p_better[2]:.2f}]",
-        "mde": fmt.DASH if effect.mde is None else f"{to_unit(effect.mde):.2f} {unit}",
-        "images": effect.images_included,
     }
 
 
@@ -212,10 +216,9 @@ def difference_verdict(comparison: Comparison, lower_is_better: bool = False) ->
         mde = comparison.to_unit(effect.mde)
         return {"text": f"inconclusive (detectable: {mde:.2f} {comparison.unit})", "css": "noise"}
     higher = effect.low > 0
-    word = ("slower" if higher else "faster") if comparison.metric == "latency" else None
-    word = word or ("higher" if higher else "lower")
+    words = ("slower", "faster") if comparison.metric == "latency" else ("higher", "lower")
     good = higher != lower_is_better
-    return {"text": word, "css": "ok" if good else "bad"}
+    return {"text": words[0] if higher else words[1], "css": "ok" if good else "bad"}
 
 
 def claim_verdict(result: ClaimResult) -> dict[str, str]:
@@ -233,12 +236,11 @@ def resolution_text(result: ClaimResult) -> str:
     if effect is None:
         return comparison.missing or "no result"
     if effect.low is None:
-        unit = "round" if comparison.metric == "latency" else "seed pair"
-        return f"a second {unit} (one has no interval)"
+        return f"a second {comparison.pair_unit} (one has no interval)"
     source = "the paper's" if result.claim.paper_effect is not None else "the measured"
     target = f"{source} {abs(result.target):.2f} {comparison.unit}"
     needed = result.pairs_needed
-    what = "timing rounds" if comparison.metric == "latency" else "seed pairs"
+    what = f"{comparison.pair_unit}s"
     now = f"detectable now: {comparison.to_unit(effect.mde):.2f} {comparison.unit}"
     if needed is None:
         reason = "the val split's own noise, or the spread, is too large"
@@ -282,12 +284,9 @@ def claims_text(rows: Sequence[Mapping[str, Any]]) -> str:
     """The claim rows as a plain-text table for the terminal."""
     if not rows:
         return "no claim of the registry is tested in this suite"
-    columns = ("id", "paper_effect", "effect", "interval", "n", "p_better", "verdict")
+    columns = ("id", "paper_effect", "effect", "interval", "n", "p_better")
     titles = ("claim", "paper", "ours", "95 % CI", "pairs", "P(A>B) [95 % CI]", "verdict")
-    cells = [
-        [row[c]["text"] if isinstance(row[c], dict) else str(row[c]) for c in columns]
-        for row in rows
-    ]
+    cells = [[*(row[c] for c in columns), row["verdict"]["text"]] for row in rows]
     widths = [max(len(t), *(len(line[i]) for line in cells)) for i, t in enumerate(titles)]
     lines = ["  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True))]
     for row, line in zip(rows, cells, strict=True):
@@ -304,7 +303,9 @@ def latency_delta(
     """Latency of both sides under the same settings, the paired difference over the
     interleaved rounds (in %) and its verdict."""
     comparison = latency_comparison(variant, reference, preferred)
-    key = comparison.latency_key or _common_latency(reference, variant, preferred)
+    key = comparison.latency_key or common_latency_key(
+        variant, reference, preferred, side_by_side=False
+    )
     if key is None:
         return dict.fromkeys(("reference", "variant", "delta"), fmt.DASH) | {
             "verdict": None,
@@ -318,15 +319,6 @@ def latency_delta(
         "verdict": difference_verdict(comparison, lower_is_better=True),
         "settings": fmt.latency_settings(key),
     }
-
-
-def _common_latency(
-    reference: VariantSummary, variant: VariantSummary, preferred: LatencyKey | None
-) -> LatencyKey | None:
-    common = [key for key in variant.latency if key in reference.latency]
-    if preferred in common:
-        return preferred
-    return common[0] if common else None
 
 
 def ablation_row(

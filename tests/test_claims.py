@@ -108,11 +108,12 @@ def test_seed_pairs_see_the_same_batches_whatever_the_model(tmp_path):
 
 
 @pytest.mark.long
-def test_resolve_claims_adds_seed_pairs_until_decided_or_the_limit(tmp_path):
+def test_resolve_claims_extends_a_claim_once_and_judges_it_at_97_5(tmp_path):
     suite_file, claims_file = tmp_path / "suite.toml", tmp_path / "claims.toml"
-    suite_file.write_text(SUITE, encoding="utf-8")
-    # An effect so large that any number of pairs could resolve it: only the limit stops.
-    claims_file.write_text(CLAIMS.format(effect=1000.0, than="add"), encoding="utf-8")
+    # One seed: the claim has no interval yet, so --resolve-claims must give it a second
+    # pair; that second look is its last.
+    suite_file.write_text(SUITE.replace("seeds = [0, 1]", "seeds = [0]"), encoding="utf-8")
+    claims_file.write_text(CLAIMS.format(effect=1.0, than="add"), encoding="utf-8")
     out = tmp_path / "out"
     common = ["--out", str(out), "--claims", str(claims_file)]
     run = _cli(
@@ -120,19 +121,17 @@ def test_resolve_claims_adds_seed_pairs_until_decided_or_the_limit(tmp_path):
         "--no-progress", "--resolve-claims", "3",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    added = json.loads((out / "claims-test" / "added_seeds.json").read_text())
+    assert added == {"add": [1], "spatial": [1]}
     verdicts = _cli("claims", str(suite_file), *common, "--json")
     assert verdicts.returncode == 0, verdicts.stderr[-3000:]
     (claim,) = json.loads(verdicts.stdout)
-    added = json.loads((out / "claims-test" / "added_seeds.json").read_text())
-    if claim["verdict"] == "inconclusive":
-        assert claim["pairs"] == 3 and added == {"add": [2], "spatial": [2]}
-    else:
-        assert claim["pairs"] >= 2
+    assert (claim["pairs"], claim["extended"], claim["confidence"]) == (2, True, 0.975)
     assert claim["ci_low"] is not None and claim["test_set_term"] is True
     status = _cli("status", str(suite_file), "--out", str(out))
-    assert f"{2 * claim['pairs']} done" in status.stdout
+    assert "4 done" in status.stdout
     table = _cli("claims", str(suite_file), *common)
-    assert "test.fusion" in table.stdout and claim["verdict"] in table.stdout
+    assert "test.fusion" in table.stdout and "(97.5 %)" in table.stdout
 
 
 def test_resolve_claims_needs_two_seeds(tmp_path):

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config import EvalSpec
-from bench.evaluate import ConfusionMatrix, metrics_from_confusion, predict, predict_logits
+from bench.evaluate import (
+    ConfusionMatrix,
+    mean_iou,
+    metrics_from_confusion,
+    predict,
+    predict_logits,
+)
 from bench.results import Metrics
 
 NAMES = ["a", "b", "c"]
@@ -66,6 +72,35 @@ def test_matrix_accumulates_over_batches_not_per_image_average():
     metrics = confusion.compute(["x", "y"])
     # dataset-level: x: 3/(4+3-3)=0.75, y: 1/(1+2-1)=0.5 -> 0.625
     assert metrics.miou == pytest.approx(0.625)
+
+
+def test_every_image_keeps_its_own_matrix_in_order():
+    """The unit a bootstrap over images resamples: one matrix per image, summing to the total."""
+    rng = np.random.default_rng(0)
+    labels = torch.from_numpy(rng.integers(0, 3, size=(5, 4, 6)))
+    labels[1, 0, :] = 255
+    predictions = torch.from_numpy(rng.integers(0, 3, size=(5, 4, 6)))
+    batched = ConfusionMatrix(3)
+    batched.update(predictions[:3], labels[:3])
+    batched.update(predictions[3:], labels[3:])
+    metrics = batched.compute(NAMES)
+    assert metrics.num_images == 5
+    for image, matrix in enumerate(metrics.per_image_confusion):
+        alone = ConfusionMatrix(3)
+        alone.update(predictions[image], labels[image])
+        assert matrix == alone.counts.flatten().tolist(), image
+    assert sum(metrics.per_image_confusion[1]) == 4 * 6 - 6  # its ignored row is left out
+    total = np.sum(metrics.per_image_confusion, axis=0).reshape(3, 3)
+    assert total.tolist() == batched.counts.tolist()
+
+
+def test_mean_iou_of_many_matrices_matches_the_metrics_of_each():
+    rng = np.random.default_rng(3)
+    matrices = rng.integers(0, 20, size=(4, 5, 5))
+    matrices[1, 2, :] = 0
+    matrices[1, :, 2] = 0  # a class with zero union is left out
+    expected = [metrics_from_confusion(m, list("abcde"), num_images=1).miou for m in matrices]
+    assert mean_iou(matrices) == pytest.approx(expected)
 
 
 def test_all_pixels_ignored_gives_nan_not_crash():
