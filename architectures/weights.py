@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -142,10 +142,7 @@ def read_pth(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     _check_exists(path)
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightLoadError(f"{path}: not a PyTorch checkpoint ({error})") from error
+    content = load_without_code(path)
     if isinstance(content, Mapping) and not _is_state_dict(content):
         for wrapper in ("state_dict", "model"):
             if isinstance(content.get(wrapper), Mapping):
@@ -154,6 +151,31 @@ def read_pth(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
     if not isinstance(content, Mapping) or not _is_state_dict(content):
         raise WeightLoadError(f"{path}: the checkpoint holds no state dict of tensors")
     return dict(content)
+
+
+def load_without_code(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only.
+
+    Raises:
+        WeightLoadError: the file is not a whole PyTorch file, or its pickle asks for an
+            object the safe loader refuses (code a weights file never needs; it is not run).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = re.search(r"[Uu]nsupported (?:GLOBAL|global:?(?: GLOBAL)?) ([\w.]+)", str(error))
+        if refused is None:
+            raise WeightLoadError(f"{path}: not a PyTorch checkpoint ({error})") from None
+        raise WeightLoadError(
+            f"{path}: refused, nothing in it was run: its pickle asks for {refused.group(1)}, "
+            "which a weights file never needs. Use weights only from a source you trust, and "
+            "never load this file unsafely"
+        ) from None
+    except Exception as error:  # truncated zip, garbage, ...: torch raises several types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise WeightLoadError(
+            f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {first})"
+        ) from None
 
 
 def _is_state_dict(content: Mapping[Any, Any]) -> bool:
@@ -238,17 +260,40 @@ def _load_strict(
     ``num_batches_tracked`` may be absent (Paddle has none; it only matters for momentum=None).
     """
     expected = {key: value for key, value in model.state_dict().items() if key.startswith(scope)}
-    missing = sorted(
-        key for key in expected if key not in state_dict and not key.endswith("num_batches_tracked")
+    mismatch = key_mismatch(
+        expected, state_dict, optional=lambda key: key.endswith("num_batches_tracked")
     )
-    unexpected = sorted(key for key in state_dict if key not in expected)
+    if mismatch:
+        raise WeightLoadError(f"cannot load {source}: {mismatch}")
+    model.load_state_dict(state_dict, strict=False)
+
+
+# A key mismatch names this many keys of each kind; the rest are counted.
+SHOWN_KEYS = 5
+
+
+def key_mismatch(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    *,
+    optional: Callable[[str], bool] = lambda key: False,
+) -> str:
+    """What keeps ``given`` from filling ``expected`` strictly, summarised; ``""`` if nothing.
+
+    Per kind (missing, unexpected, mis-shaped) the count and the first
+    :data:`SHOWN_KEYS` keys in sorted order, e.g. ``"2 missing: a.weight, b.bias"`` or
+    ``"412 missing: a, b, c, d, e and 407 more"``; first, when no key is shared, that the
+    file is likely of another model. Keys for which ``optional`` is true may be missing.
+    """
+    missing = sorted(key for key in expected if key not in given and not optional(key))
+    unexpected = sorted(key for key in given if key not in expected)
     misshaped = sorted(
         f"{key} (checkpoint {tuple(value.shape)}, model {tuple(expected[key].shape)})"
-        for key, value in state_dict.items()
+        for key, value in given.items()
         if key in expected and value.shape != expected[key].shape
     )
     problems = [
-        f"{len(keys)} {kind}: {', '.join(keys)}"
+        f"{len(keys)} {kind}: {_first_keys(keys)}"
         for kind, keys in (
             ("missing", missing),
             ("unexpected", unexpected),
@@ -256,6 +301,11 @@ def _load_strict(
         )
         if keys
     ]
-    if problems:
-        raise WeightLoadError(f"cannot load {source}: " + "; ".join(problems))
-    model.load_state_dict(state_dict, strict=False)
+    if problems and given and expected and expected.keys().isdisjoint(given):
+        problems.insert(0, "no key in common (a checkpoint of another model?)")
+    return "; ".join(problems)
+
+
+def _first_keys(keys: Sequence[str]) -> str:
+    shown = ", ".join(keys[:SHOWN_KEYS])
+    return shown if len(keys) <= SHOWN_KEYS else f"{shown} and {len(keys) - SHOWN_KEYS} more"

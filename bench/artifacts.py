@@ -11,8 +11,9 @@ import numpy as np
 
 from bench.config import RunConfig
 from bench.data import SegmentationDataset
+from bench.files import atomic_write_bytes, atomic_write_text, read_problem, set_aside
 from bench.layout import RunLayout, SuiteLayout
-from bench.results import Cost, atomic_write_bytes, atomic_write_text
+from bench.results import Cost
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -62,9 +63,13 @@ def architecture_key(cfg: RunConfig, device_type: str) -> str:
 def read_profile(layout: SuiteLayout, key: str) -> Cost | None:
     """The stored cost of architecture ``key``, or None."""
     path = layout.profile(key)
-    if not path.is_file():
+    try:
+        return Cost.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    return Cost.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        set_aside(path, read_problem(error), "the architecture will be counted and timed again")
+        return None
 
 
 def write_profile(layout: SuiteLayout, key: str, cost: Cost) -> None:

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -32,13 +35,39 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
-Size = tuple[int, int]
+PositiveInt = Annotated[int, Field(ge=1)]
+Size = tuple[PositiveInt, PositiveInt]
+"""``(height, width)`` in pixels, both at least 1."""
+UNIONS = (typing.Union, types.UnionType)
+# One path component of safe characters: a suite's name is its output folder's name.
+SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
 class FrozenSpec(BaseModel):
-    """Base of every file-backed spec: immutable, and unknown keys are errors."""
+    """Base of every file-backed spec: immutable, and unknown keys are errors.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Numbers must be numbers: ``inf`` and ``nan`` are refused, and so are booleans where
+    a number is expected (pydantic would read ``true`` as 1, so ``train.iters = true``
+    would silently train one step).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and _is_numeric(field.annotation):
+                    raise ValueError(f"{name} = {str(value).lower()}: a number is expected")
+        return data
+
+
+def _is_numeric(annotation: Any) -> bool:
+    """Whether a field's type is a number, optional or not (``int``, ``float | None``)."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in UNIONS else ()
+    return annotation in (int, float) or any(member in (int, float) for member in members)
 
 
 def repeated(names: Iterable[str]) -> list[str]:
@@ -381,7 +410,7 @@ class VariantSpec(FrozenSpec):
     pretrained: str | None = Field(None, description="official checkpoint, see ModelSpec")
     preset: str | None = Field(None, description="name of a suite preset applied before `set`")
     set: dict[str, Any] = Field({}, description="protocol overrides by dotted key")
-    seeds: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = Field(None, min_length=1)
     group: str = "main"
     reference: str | None = Field(None, description="variant an ablation is compared with")
     description: str = ""
@@ -426,9 +455,9 @@ class VariantSpec(FrozenSpec):
 class SuiteSpec(FrozenSpec):
     """A whole experiment file: protocol, variants, seeds and references to paper results."""
 
-    name: str
+    name: str = Field(description="the output folder OUT/NAME (one safe folder name)")
     description: str = ""
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = Field((0,), min_length=1)
     protocol_note: str = ""
     protocol: ProtocolSpec
     presets: dict[str, dict[str, Any]] = Field(
@@ -439,6 +468,17 @@ class SuiteSpec(FrozenSpec):
         {}, description="recipe item -> reason, for every variant (a variant's own win)"
     )
     variants: tuple[VariantSpec, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _one_safe_folder_name(cls, name: str) -> str:
+        if not re.fullmatch(SAFE_NAME, name) or len(name) > 100:
+            raise ValueError(
+                f"{name!r} is the suite's output folder (OUT/NAME): use one folder name of "
+                "letters, digits, '.', '_' and '-' that starts with a letter or digit "
+                "(at most 100 characters)"
+            )
+        return name
 
     @field_validator("variants")
     @classmethod

@@ -20,3 +20,7 @@ class DatasetError(UserError):
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the run is marked failed."""
+
+
+class NonFiniteOutputs(UserError):
+    """A model's outputs hold NaN or inf: they have no prediction to score."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config import EvalSpec
+from bench.errors import NonFiniteOutputs
 from bench.results import Metrics
 
 DEFAULT_EVAL = EvalSpec()
@@ -223,8 +224,22 @@ def predict_logits(
 
 
 def predict(model: nn.Module, images: torch.Tensor, spec: EvalSpec = DEFAULT_EVAL) -> torch.Tensor:
-    """Class indices ``(N, H, W)`` of an eval-mode model (see :func:`predict_logits`)."""
-    return predict_logits(model, images, spec).argmax(dim=1)
+    """Class indices ``(N, H, W)`` of an eval-mode model (see :func:`predict_logits`).
+
+    Raises:
+        NonFiniteOutputs: a logit is NaN or inf. ``argmax`` would turn NaN into class 0
+            and give a diverged model an ordinary-looking score, so there is no prediction.
+    """
+    logits = predict_logits(model, images, spec)
+    finite = torch.isfinite(logits)
+    if not finite.all():
+        bad = int((~finite).sum())
+        raise NonFiniteOutputs(
+            f"the model's outputs are NaN/inf at evaluation ({bad} of {finite.numel()} "
+            "values of a batch): the weights have diverged and predict nothing, so no "
+            "metrics are computed"
+        )
+    return logits.argmax(dim=1)
 
 
 def evaluate(

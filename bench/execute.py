@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -44,9 +45,10 @@ from bench.config import ProfileSpec
 from bench.data import dataset_info
 from bench.distributed import DistContext, init_distributed, shutdown_distributed
 from bench.environment import environment
-from bench.errors import TrainingDiverged, UserError
+from bench.errors import ConfigError, NonFiniteOutputs, TrainingDiverged, UserError
+from bench.files import read_problem, set_aside
 from bench.layout import RunLayout, SuiteLayout
-from bench.locks import DEFAULT_HEARTBEAT_S, DEFAULT_TIMEOUT_S, FileLock, LockLost
+from bench.locks import DEFAULT_HEARTBEAT_S, DEFAULT_TIMEOUT_S, FileLock, LockLost, LockRemoved
 from bench.models import build_model
 from bench.plan import PlannedRun, pending_runs, status_counts
 from bench.profile import count_cost, profile_models
@@ -56,12 +58,17 @@ from bench.train import Trainer
 
 log = logging.getLogger(__name__)
 
+# The shortest claim timeout: a heartbeat every quarter of it stays above one a second.
+MIN_LOCK_TIMEOUT_S = 4.0
+
 # Architectures are timed side by side in this many interleaved rounds: on the shared
 # 2-core VM this suite was built on, the same architecture timed minutes apart differed
 # by up to 20 %, more than most ablations change it.
 LATENCY_ROUNDS = 5
 
-RunOutcome = Literal["done", "failed", "held", "finished-elsewhere", "lost", "waiting"]
+RunOutcome = Literal[
+    "done", "failed", "held", "finished-elsewhere", "lost", "removed", "waiting"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,19 @@ class SuiteOptions:
     lock_timeout_s: float = DEFAULT_TIMEOUT_S
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
 
+    def __post_init__(self) -> None:
+        if not MIN_LOCK_TIMEOUT_S <= self.lock_timeout_s < math.inf:
+            raise ConfigError(
+                f"--lock-timeout {self.lock_timeout_s}: must be at least "
+                f"{MIN_LOCK_TIMEOUT_S:.0f} seconds (a worker refreshes its claim every "
+                "quarter of it, up to every 30 s)"
+            )
+        if not 0 < self.heartbeat_s < self.lock_timeout_s:
+            raise ConfigError(
+                f"heartbeat {self.heartbeat_s} s: must be shorter than the lock timeout "
+                f"({self.lock_timeout_s} s)"
+            )
+
 
 @dataclass
 class SuiteOutcome:
@@ -104,7 +124,8 @@ class SuiteOutcome:
 
     @property
     def failed(self) -> list[str]:
-        return self.ids("failed")
+        """Runs that failed, and runs stopped because their files were deleted."""
+        return self.ids("failed") + self.ids("removed")
 
 
 def record_event(layout: RunLayout, event: str, **fields: Any) -> None:
@@ -122,11 +143,33 @@ def record_event(layout: RunLayout, event: str, **fields: Any) -> None:
 
 
 def read_events(layout: RunLayout) -> list[dict[str, Any]]:
-    """The run's history as written by :func:`record_event`."""
-    if not layout.events.is_file():
+    """The run's history as written by :func:`record_event`.
+
+    A history with a line that is not a JSON object (a worker killed mid-append, a
+    damaged disk) is set aside whole and the lines before the damage are returned; the
+    next event starts a new history.
+    """
+    try:
+        lines = layout.events.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
         return []
-    lines = layout.events.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    except UnicodeDecodeError as error:
+        set_aside(layout.events, read_problem(error), "a new history is started")
+        return []
+    events = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                raise ValueError(f"a {type(event).__name__}, not an object")
+        except ValueError as error:
+            problem = f"line {number}: {read_problem(error)}"
+            set_aside(layout.events, problem, "a new history is started")
+            break
+        events.append(event)
+    return events
 
 
 def base_record(run: PlannedRun) -> dict[str, Any]:
@@ -185,7 +228,7 @@ def execute_run(
             cfg, layout, data_root, ctx, progress=progress, step_callback=step_callback
         )
         outcome = trainer.fit()
-    except TrainingDiverged as error:
+    except (TrainingDiverged, NonFiniteOutputs) as error:
         record = RunRecord(**base_record(run), status="failed", error=str(error))
     except (UserError, LockLost):
         raise
@@ -214,7 +257,8 @@ def execute_run(
     if ctx.is_main and record is not None:
         write_record(layout.result, record)
         if record.status == "done":
-            layout.checkpoint.unlink(missing_ok=True)
+            for path in layout.checkpoints:
+                path.unlink(missing_ok=True)
     ctx.barrier()
     return record
 
@@ -336,10 +380,19 @@ def _execute_claimed(
                 progress=options.progress,
                 step_callback=lock.check,
             )
+        except LockRemoved as error:
+            log.error("run %s: %s", run.run_id, error)
+            return "removed"
         except LockLost as error:
             log.error("run %s: %s; leaving it to the new holder", run.run_id, error)
             record_event(run.layout, "lost", error=str(error))
             return "lost"
+        except KeyboardInterrupt:
+            record_event(run.layout, "interrupted", error="interrupted (Ctrl-C or SIGINT)")
+            raise
+        except Exception as error:
+            record_event(run.layout, "failed", error=f"{type(error).__name__}: {error}")
+            raise
     record_event(run.layout, record.status, error=record.error)
     return record.status
 
@@ -433,7 +486,9 @@ def latency_stage(
             len(unfinished),
         )
         return [], unfinished
-    lock = FileLock(suite.profile_lock, timeout_s=options.lock_timeout_s)
+    lock = FileLock(
+        suite.profile_lock, timeout_s=options.lock_timeout_s, heartbeat_s=options.heartbeat_s
+    )
     if not lock.acquire():
         holder = lock.holder.describe() if lock.holder else "another worker"
         log.info("latency stage: %s is measuring already", holder)
@@ -487,7 +542,14 @@ def run_suite(
             elif result == "waiting":
                 log.info("run %s waits for run %s to finish", run.run_id, run.source.run_id)
             elif result == "failed":
-                log.error("run %s failed; see its record", run.run_id)
+                record = run.refreshed().record
+                reason = record.error if record is not None else "see its events.jsonl"
+                log.error("run %s failed: %s", run.run_id, reason)
+            elif result == "removed":
+                log.error(
+                    "files of this suite are being deleted under %s; this worker stops", suite.root
+                )
+                break
         if options.measure_latency and ctx.is_main:
             outcome.measured, outcome.unfinished = latency_stage(plan, suite, options, ctx)
     finally:

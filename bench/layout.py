@@ -2,7 +2,7 @@
 
 Everything a suite produces lives under ``OUT/SUITE/``::
 
-    runs/RUN_ID/        config.json, checkpoint.pt, model_final.pt, model_best.pt,
+    runs/RUN_ID/        config.json, checkpoint[.previous].pt, model_final.pt, model_best.pt,
                         result.json, lock.json, events.jsonl, predictions/val_N.png
     added_seeds.json    seeds `run --resolve-claims` added to variants
     profiles/           cost of each architecture (params, FLOPs, latency)
@@ -38,6 +38,16 @@ class RunLayout:
     def checkpoint(self) -> Path:
         """The resumable training state; removed once the run is done."""
         return self.root / "checkpoint.pt"
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        """The checkpoint before the latest one, kept in case the latest cannot be read."""
+        return self.root / "checkpoint.previous.pt"
+
+    @property
+    def checkpoints(self) -> tuple[Path, Path]:
+        """Where a run resumes from, newest first."""
+        return self.checkpoint, self.previous_checkpoint
 
     @property
     def final_weights(self) -> Path:

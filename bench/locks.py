@@ -32,16 +32,22 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.results import atomic_write_text
+from bench.files import atomic_write_text, read_problem, set_aside
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_HEARTBEAT_S = 30.0
+REMOVED_RECHECK_S = 1.0
 
 
 class LockLost(RuntimeError):
     """The lock of the run being worked on was taken over by another worker."""
+
+
+class LockRemoved(LockLost):
+    """The lock file vanished while held and nobody took it over: its folder (the run's
+    output) was deleted or the file removed by hand. The work is lost, an error."""
 
 
 def current_job_id() -> str | None:
@@ -122,7 +128,7 @@ class FileLock:
         self.token = uuid.uuid4().hex
         self.holder: LockInfo | None = None
         self.took_over: LockInfo | None = None
-        self._lost = threading.Event()
+        self._lost: LockLost | None = None
 
     def read(self) -> LockInfo | None:
         """The lock's current content, or None when there is no lock."""
@@ -196,19 +202,36 @@ class FileLock:
         aside.unlink(missing_ok=True)
 
     def refresh(self) -> None:
-        """Rewrite the heartbeat; raises :class:`LockLost` if the lock is no longer ours."""
+        """Rewrite the heartbeat.
+
+        Raises:
+            LockLost: another worker holds the lock now.
+            LockRemoved: the lock is gone and nobody took it over (a taker renames the
+                stale lock away and then creates its own, so a missing lock is read twice,
+                ``REMOVED_RECHECK_S`` apart, before it counts as removed).
+        """
         info = self.read()
-        if info is None or info.token != self.token:
-            self._lost.set()
-            raise LockLost(
-                f"{self.path}: lock taken over by {info.describe() if info else 'nobody (removed)'}"
+        if info is None:
+            time.sleep(REMOVED_RECHECK_S)
+            info = self.read()
+        if info is None:
+            folder = "deleted" if not self.path.parent.is_dir() else "still there"
+            self._lost = LockRemoved(
+                f"{self.path} was removed while this worker held it (its folder is {folder}): "
+                "the output folder was deleted or the lock removed by hand, so this work is "
+                "stopped and not saved; run the command again to redo it"
             )
-        atomic_write_text(self.path, self._content(started=info.started))
+        elif info.token != self.token:
+            self._lost = LockLost(f"{self.path}: lock taken over by {info.describe()}")
+        else:
+            atomic_write_text(self.path, self._content(started=info.started))
+            return
+        raise self._lost
 
     def check(self, *_: object) -> None:
-        """Raise :class:`LockLost` if the heartbeat found the lock taken over (a step callback)."""
-        if self._lost.is_set():
-            raise LockLost(f"{self.path}: the lock was taken over by another worker")
+        """Raise what the heartbeat found if the lock was lost (a step callback)."""
+        if self._lost is not None:
+            raise self._lost
 
     def release(self) -> None:
         """Remove the lock if it is still ours."""
@@ -244,19 +267,23 @@ class FileLock:
 def read_lock(path: Path) -> LockInfo | None:
     """The content of a lock file, or None when it does not exist.
 
-    A lock that cannot be parsed (a disk error mid-write) reads as a fresh lock of an
-    unknown holder whose heartbeat is the file's modification time, so it is left alone
-    until it times out.
+    Locks are written whole (created by ``os.link`` of a finished draft, refreshed by an
+    atomic replace), so a lock that cannot be parsed is damaged, not half-written: it is
+    set aside (:func:`bench.files.set_aside`) and reads as no lock, so the run is claimed
+    again at once instead of waiting for a timeout no holder will ever refresh.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        return LockInfo(**json.loads(text))
-    except (ValueError, TypeError):
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        return LockInfo("unreadable", "unknown", -1, None, mtime, mtime)
+        return LockInfo(**json.loads(content))
+    except (ValueError, TypeError) as error:
+        aside = set_aside(path, read_problem(error), "the lock counts as free")
+        if aside is not None and aside.read_bytes() != content:
+            # Another worker replaced the damaged lock with its claim between our read and
+            # our move: give the claim back.
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+            aside.unlink()
+        return None

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from architectures import UnknownModelError, UnknownOverrideError, create_model
-from architectures.weights import WeightLoadError, load_official, read_pth
+from architectures.weights import WeightLoadError, key_mismatch, load_official, read_pth
 from bench.config import ModelSpec
 from bench.errors import ConfigError
 from bench.pretrained import IMAGENET, resolve_imagenet
@@ -89,10 +89,14 @@ def load_weights(model: nn.Module, path: Path, where: str = "") -> None:
         state_dict = read_pth(path)
     except WeightLoadError as error:
         raise ConfigError(f"{where}cannot read weights {error}") from None
+    misfit = (
+        f"{where}weights {path} do not fit this model (check the model, its overrides "
+        "and the number of classes)"
+    )
+    mismatch = key_mismatch(model.state_dict(), state_dict)
+    if mismatch:
+        raise ConfigError(f"{misfit}: {mismatch}")
     try:
         model.load_state_dict(state_dict)
     except (RuntimeError, TypeError) as error:
-        raise ConfigError(
-            f"{where}weights {path} do not fit this model (check the model, its overrides "
-            f"and the number of classes): {error}"
-        ) from None
+        raise ConfigError(f"{misfit}: {error}") from None

@@ -19,11 +19,12 @@ from bench.config import ProfileSpec, RunConfig, SuiteSpec, VariantSpec, resolve
 from bench.data import build_dataset, dataset_info
 from bench.data.transforms import NORMALIZATION, normalization_stats
 from bench.errors import ConfigError, DatasetError
+from bench.files import atomic_write_text, unwritable_reason
 from bench.layout import RunLayout, SuiteLayout
 from bench.models import build_model, resolve_pretrained
 from bench.pretrained import IMAGENET, imagenet_weights
 from bench.profile import check_profile_spec
-from bench.results import RunRecord, atomic_write_text, read_record
+from bench.results import RunRecord, read_record
 from bench.train import check_device_support
 
 PlanStatus = Literal["done", "failed", "partial", "missing"]
@@ -66,7 +67,7 @@ def run_state(layout: RunLayout) -> tuple[PlanStatus, RunRecord | None]:
     record = read_record(layout.result)
     if record is not None:
         return record.status, record
-    if layout.checkpoint.is_file():
+    if any(path.is_file() for path in layout.checkpoints):
         return "partial", None
     return "missing", None
 
@@ -133,17 +134,24 @@ def _with_source(
 
 
 def validate_plan(
-    plan: Sequence[PlannedRun], data_root: Path, device: str, source: str = "suite"
+    plan: Sequence[PlannedRun],
+    data_root: Path,
+    device: str,
+    source: str = "suite",
+    output: Path | None = None,
 ) -> None:
     """Check everything that can be checked before any training starts.
 
     Every distinct model + overrides is built once (so bad names and values surface
     now), pretrained files must exist and match the normalisation, device-dependent
     training and profile options (runtimes installed, precisions they run) must fit
-    ``device``, and the splits of unfinished runs are listed (files present). Raises
+    ``device``, the splits of unfinished runs are listed (files present), and the
+    ``output`` folder (the suite's ``OUT/SUITE``) can be created and written. Raises
     :class:`ConfigError` / :class:`DatasetError` naming the suite file (``source``)
     and the variant.
     """
+    if output is not None and (problem := unwritable_reason(output)) is not None:
+        raise ConfigError(f"--out {output}: {problem}; choose another output folder")
     checked_models: set[str] = set()
     checked_profiles: set[ProfileSpec] = set()
     checked_splits: set[tuple[str, str]] = set()

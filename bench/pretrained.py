@@ -30,7 +30,7 @@ from architectures import model_meta
 from architectures.backbones import ENCODERS
 from architectures.meta import ImageNetWeights
 from bench.errors import ConfigError, UserError
-from bench.results import atomic_write_bytes
+from bench.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ so tables can say how each value was obtained.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.files import atomic_write_text, read_problem, set_aside
 
 # 2: latency records name their runtime, its version, the precision (was ``dtype``), the
 # timing scope and the interleaved session; runs may carry ``deployed`` accuracies.
@@ -287,26 +287,6 @@ class RunRecord(_Record):
     finished_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_record(path: Path, record: RunRecord) -> Path:
     """Atomically write ``record`` to ``path`` (a run's ``RunLayout.result``)."""
     atomic_write_text(path, record.model_dump_json(indent=2))
@@ -314,10 +294,21 @@ def write_record(path: Path, record: RunRecord) -> Path:
 
 
 def read_record(path: Path) -> RunRecord | None:
-    """The record at ``path``, or None if the run has not finished."""
-    if not path.is_file():
+    """The record at ``path``, or None if the run has not finished.
+
+    A record that cannot be read (not JSON, or not a record) is set aside
+    (:func:`bench.files.set_aside`) and reads as None, so its run is done again and the
+    rest of the suite is not held up by one damaged file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return RunRecord.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as error:
+        set_aside(path, read_problem(error), "its run counts as not finished and runs again")
+        return None
 
 
 def records_to_frame(records: Iterable[RunRecord]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -29,16 +30,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from tqdm import tqdm
 
+from architectures.weights import WeightLoadError, key_mismatch, load_without_code
 from bench.config import RunConfig
 from bench.data import SegmentationDataset, build_dataset, dataset_info
 from bench.data.transforms import build_eval_transform, build_train_transforms
 from bench.distributed import DistContext
-from bench.errors import ConfigError, TrainingDiverged
+from bench.errors import ConfigError, NonFiniteOutputs, TrainingDiverged
 from bench.evaluate import evaluate, predict_samples
+from bench.files import atomic_write_bytes, set_aside
 from bench.layout import RunLayout
 from bench.losses import build_criterion, weighted_loss
 from bench.models import build_model
-from bench.results import BestEvaluation, Curves, Metrics, Training, atomic_write_bytes
+from bench.results import BestEvaluation, Curves, Metrics, Training
 from bench.schedule import epoch_layout, lr_at, restarts_optimizer, run_epochs, total_steps
 
 log = logging.getLogger(__name__)
@@ -292,16 +295,40 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Atomically write a training checkpoint."""
+def save_checkpoint(path: Path, payload: dict[str, Any], previous: Path | None = None) -> None:
+    """Atomically write a training checkpoint; the one it replaces moves to ``previous``."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
+    if previous is not None and path.is_file():
+        os.replace(path, previous)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+CHECKPOINT_KEYS = (
+    "run_id", "step", "train_seconds", "curves", "model", "optimizer", "scheduler", "scaler", "rng"
+)  # fmt: skip
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint without executing code from it (``weights_only=True``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a checkpoint without executing code from it (``weights_only=True``).
+
+    Raises:
+        UnreadableCheckpoint: the file is not a whole checkpoint of this code (truncated,
+            garbage, refused by the safe unpickler, or missing a part).
+    """
+    try:
+        payload = load_without_code(path)
+    except WeightLoadError as error:
+        raise UnreadableCheckpoint(str(error).removeprefix(f"{path}: ")) from None
+    keys = payload.keys() if isinstance(payload, dict) else ()
+    missing = [key for key in CHECKPOINT_KEYS if key not in keys]
+    if missing:
+        raise UnreadableCheckpoint(f"not a training checkpoint (no {', '.join(missing)})")
+    return payload
+
+
+class UnreadableCheckpoint(Exception):
+    """A checkpoint file that cannot be resumed from (see :func:`load_checkpoint`)."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -391,14 +418,35 @@ class Trainer:
         return self.layout.checkpoint
 
     def _resume(self) -> None:
-        if not self.checkpoint_path.is_file():
+        """Restore the newest readable checkpoint; one that cannot be read is set aside."""
+        set_aside_any = False
+        for path in self.layout.checkpoints:
+            if not path.is_file():
+                continue
+            try:
+                payload = load_checkpoint(path)
+                self._check_fits(path, payload)
+            except UnreadableCheckpoint as error:
+                set_aside(path, str(error), "training resumes from an earlier state")
+                set_aside_any = True
+                continue
+            self._restore(payload)
+            log.info("resuming %s from step %d (%s)", self.cfg.run_id(), self.state.step, path.name)
             return
-        payload = load_checkpoint(self.checkpoint_path)
+        if set_aside_any:
+            log.warning("run %s: no readable checkpoint; trains from step 0", self.cfg.run_id())
+
+    def _check_fits(self, path: Path, payload: dict[str, Any]) -> None:
         if payload["run_id"] != self.cfg.run_id():
             raise ConfigError(
-                f"{self.checkpoint_path} belongs to run {payload['run_id']}, not "
+                f"{path} belongs to run {payload['run_id']}, not "
                 f"{self.cfg.run_id()}; delete it to start this run afresh"
             )
+        mismatch = key_mismatch(_unwrap(self.model).state_dict(), payload["model"])
+        if mismatch:
+            raise UnreadableCheckpoint(f"its weights do not fit this run's model: {mismatch}")
+
+    def _restore(self, payload: dict[str, Any]) -> None:
         _unwrap(self.model).load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -412,7 +460,6 @@ class Trainer:
             resumed_from=payload["step"],
             best=None if best is None else BestEvaluation.model_validate(best),
         )
-        log.info("resuming %s from step %d", self.cfg.run_id(), self.state.step)
 
     def _save(self) -> None:
         if not self.ctx.is_main:
@@ -438,6 +485,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "rng": _rng_states(),
             },
+            previous=self.layout.previous_checkpoint,
         )
 
     def _train_loader(self) -> DataLoader:
@@ -474,16 +522,27 @@ class Trainer:
         Always in fp32, whatever ``train.amp`` says (mixed precision is for training);
         scale, multi-scale and flip as in ``cfg.eval``.
         """
-        return evaluate(
-            _unwrap(self.model),
-            self._val_loader(),
-            self.info.num_classes,
-            self.info.class_names,
-            ignore_index=self.info.ignore_index,
-            device=self.ctx.device,
-            channels_last=self.cfg.train.channels_last,
-            spec=self.cfg.eval,
-        )
+        if self.ctx.distributed:
+            # Batch-norm running statistics are per process (DDP broadcasts rank 0's only
+            # before a training forward): score every shard with rank 0's, the ones saved.
+            for buffer in _unwrap(self.model).buffers():
+                torch.distributed.broadcast(buffer, src=0)
+        try:
+            return evaluate(
+                _unwrap(self.model),
+                self._val_loader(),
+                self.info.num_classes,
+                self.info.class_names,
+                ignore_index=self.info.ignore_index,
+                device=self.ctx.device,
+                channels_last=self.cfg.train.channels_last,
+                spec=self.cfg.eval,
+            )
+        except NonFiniteOutputs as error:
+            raise TrainingDiverged(
+                f"run {self.cfg.run_id()}: {error} (step {self.state.step}): training "
+                "diverged. Lower optim.lr (or use train.amp = 'none') and run again"
+            ) from None
 
     def _evaluate_at(self, step: int) -> Metrics:
         """Evaluate, add the result to the curves, and keep the weights if they are the best.

@@ -24,14 +24,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from bench import stats
 from bench.claims import Claim, load_claims
 from bench.config import SuiteSpec
+from bench.files import atomic_write_text
 from bench.layout import SuiteLayout
 from bench.plan import PlannedRun
-from bench.results import (
-    DatasetInfoRecord,
-    RunRecord,
-    atomic_write_text,
-    records_to_frame,
-)
+from bench.results import DatasetInfoRecord, RunRecord, records_to_frame
 from reports import formatting as fmt
 from reports import images, plots, runtimes, tables
 from reports.comparisons import evaluate_claims

@@ -34,9 +34,14 @@ def write_image(path: Path, array: np.ndarray) -> None:
 def write_cityscapes_frame(
     root: Path, split: str, city: str, frame: str, label_ids: np.ndarray
 ) -> None:
-    """One image and its gtFine labelIds PNG in Cityscapes' layout under ``root/cityscapes``."""
+    """One image and its gtFine labelIds PNG in Cityscapes' layout under ``root/cityscapes``.
+
+    The image is noise: a constant image has zero variance in every batch norm, whose
+    gradients then explode (weights of 1e7 after one step), and the model predicts NaN.
+    """
     base = root / "cityscapes"
-    image = np.full((*label_ids.shape, 3), 100, dtype=np.uint8)
+    rng = np.random.default_rng(sum(frame.encode()))
+    image = rng.integers(0, 256, (*label_ids.shape, 3), dtype=np.uint8)
     write_image(base / "leftImg8bit" / split / city / f"{city}_{frame}_leftImg8bit.png", image)
     write_image(base / "gtFine" / split / city / f"{city}_{frame}_gtFine_labelIds.png", label_ids)
 

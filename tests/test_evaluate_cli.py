@@ -4,6 +4,7 @@ as the runs record, and clear errors for bad input."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from architectures import create_model
+from bench.cli import main
 from bench.config import load_suite, resolve_runs
 from bench.layout import SuiteLayout
 
@@ -124,3 +126,39 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path):
     assert split.returncode == 2 and "test" in split.stderr
     for result in (unknown, classes, split):
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "values", "rule"),
+    [
+        ("--scale", ["0"], "the factor must be a finite number > 0, e.g. --scale 0.5"),
+        ("--scale", ["-1"], "the factor must be a finite number > 0"),
+        ("--scale", ["nan"], "the factor must be a finite number > 0"),
+        ("--scale", ["inf"], "the factor must be a finite number > 0"),
+        ("--multiscale", ["0"], "the factor must be a finite number > 0"),
+        ("--multiscale", ["0.75", "nan"], "every factor must be a finite number > 0"),
+        ("--multiscale", ["1", "-2"], "every factor must be a finite number > 0"),
+    ],
+)
+def test_a_scale_out_of_range_is_a_one_line_error(option, values, rule, capsys, tmp_path):
+    weights = tmp_path / "weights.pt"
+    weights.touch()
+    argv = ["evaluate", str(weights), "--model", "liteseg_shufflenet", "--dataset", "synthetic"]
+    assert main([*argv, "--data-root", str(tmp_path), option, *values]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {option} {' '.join(values)}: {rule}")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_checkpoint_of_another_model_is_summarised(capsys, tmp_path):
+    weights = tmp_path / "pp_liteseg_t.pt"
+    torch.save(create_model("pp_liteseg_t", 4).state_dict(), weights)
+    argv = ["evaluate", str(weights), "--model", "liteseg_shufflenet", "--dataset", "synthetic"]
+    assert main([*argv, "--data-root", str(tmp_path), "--normalize", "half"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot load {weights}:") and "Traceback" not in err
+    assert err.count("no key in common (a checkpoint of another model?)") == 2
+    five_keys = r"(?:[\w.]+, ){4}[\w.]+ and \d+ more"
+    assert len(re.findall(rf"\d+ missing: {five_keys}", err)) == 2
+    assert len(re.findall(rf"\d+ unexpected: {five_keys}", err)) == 2
+    assert len(err) < 2000

@@ -99,13 +99,34 @@ def test_heartbeat_refreshes_and_a_taken_over_lock_stops_the_worker(tmp_path):
     assert read_lock(path).token == "someone-else", "the new holder's lock is left in place"
 
 
-def test_unreadable_lock_counts_as_fresh_until_it_times_out(tmp_path):
+def test_a_damaged_lock_is_set_aside_named_and_claimed_at_once(tmp_path, caplog):
     path = tmp_path / "lock.json"
     path.write_text("{not json", encoding="utf-8")
-    assert not FileLock(path, timeout_s=60, heartbeat_s=5).acquire()
-    old = time.time() - 120
-    os.utime(path, (old, old))
-    assert FileLock(path, timeout_s=60, heartbeat_s=5).acquire()
+    lock = FileLock(path, timeout_s=60, heartbeat_s=5)
+    assert lock.acquire(), "a lock nobody can read has no live holder to wait for"
+    assert read_lock(path).token == lock.token
+    (aside,) = tmp_path.glob("lock.json.corrupt-*")
+    assert aside.read_text(encoding="utf-8") == "{not json", "the damaged file is kept"
+    assert str(path) in caplog.text and "moved aside" in caplog.text
+
+
+def test_setting_a_damaged_lock_aside_gives_back_a_claim_made_meanwhile(tmp_path, monkeypatch):
+    path = tmp_path / "lock.json"
+    path.write_bytes(b"\x00garbage")
+    claim = FileLock(path, timeout_s=60, heartbeat_s=5)
+    real_read_bytes = Path.read_bytes
+
+    def claimed_after_our_read(self):
+        content = real_read_bytes(self)
+        if self == path:  # another worker sets the damage aside and claims between the steps
+            monkeypatch.setattr(Path, "read_bytes", real_read_bytes)
+            path.unlink()
+            assert claim.acquire()
+        return content
+
+    monkeypatch.setattr(Path, "read_bytes", claimed_after_our_read)
+    assert read_lock(path) is None
+    assert read_lock(path).token == claim.token, "the other worker's claim is put back"
 
 
 def test_heartbeat_must_be_shorter_than_the_timeout(tmp_path):

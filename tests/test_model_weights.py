@@ -31,6 +31,20 @@ def test_weights_of_another_class_count_do_not_fit(tmp_path):
         load_weights(create_model("liteseg_shufflenet", 19), path)
 
 
+def test_weights_of_another_model_are_summarised(tmp_path):
+    path = tmp_path / "weights.pt"
+    source = create_model("pp_liteseg_t", 5).state_dict()
+    torch.save(source, path)
+    target = create_model("liteseg_shufflenet", 5)
+    with pytest.raises(ConfigError) as error:
+        load_weights(target, path)
+    message = str(error.value)
+    assert "do not fit this model" in message and "no key in common" in message
+    assert f"{len(target.state_dict())} missing: " in message
+    assert f"{len(source)} unexpected: " in message
+    assert len(message) < 1500
+
+
 def test_an_unreadable_file_names_the_path(tmp_path):
     path = tmp_path / "garbage.pt"
     path.write_bytes(b"this is not a checkpoint")

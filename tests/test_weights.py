@@ -20,6 +20,7 @@ from architectures import create_model
 from architectures.backbones.stdc import STDC_IMAGENET_UNUSED_PREFIXES
 from architectures.weights import (
     WeightLoadError,
+    key_mismatch,
     load_official,
     read_pdparams,
 )
@@ -132,6 +133,37 @@ def test_wrong_variant_is_rejected(tmp_path, source_t):
         load_official("pp_liteseg_b", path)
     with pytest.raises(WeightLoadError, match="unexpected"):
         load_official("pp_liteseg_t", path, fusion="add")
+
+
+def test_a_long_key_mismatch_names_five_keys_of_each_kind_and_counts_the_rest(tmp_path, source_t):
+    path = write_pdparams(tmp_path / "t.pdparams", paddle_state(source_t))
+    with pytest.raises(WeightLoadError) as error:
+        load_official("pp_liteseg_b", path)
+    message = str(error.value)
+    assert len(message) < 1500
+    missing = re.search(r"(\d+) missing: ((?:[\w.]+, ){4}[\w.]+) and (\d+) more;", message)
+    assert missing is not None, message
+    assert int(missing[1]) == 5 + int(missing[3]) > 5
+    assert missing[2].split(", ") == sorted(missing[2].split(", "))
+    assert re.search(r"\d+ mis-shaped: .* and \d+ more$", message), message
+
+
+def test_key_mismatch_summary():
+    expected = {f"layer{i:02}.weight": torch.zeros(2) for i in range(7)}
+    assert key_mismatch(expected, expected) == ""
+    assert key_mismatch(expected, {}) == (
+        "7 missing: layer00.weight, layer01.weight, layer02.weight, layer03.weight, "
+        "layer04.weight and 2 more"
+    )
+    other = {"b.weight": torch.zeros(1), "a.weight": torch.zeros(1)}
+    assert key_mismatch(expected, other, optional=lambda key: key != "layer03.weight") == (
+        "no key in common (a checkpoint of another model?); "
+        "1 missing: layer03.weight; 2 unexpected: a.weight, b.weight"
+    )
+    given = {**expected, "layer05.weight": torch.zeros(3)}
+    assert key_mismatch(expected, given) == (
+        "1 mis-shaped: layer05.weight (checkpoint (3,), model (2,))"
+    )
 
 
 def test_scale_other_than_one_is_rejected(tmp_path, source_t):

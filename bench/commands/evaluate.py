@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from architectures import model_meta
 from architectures.weights import WeightLoadError, load_official
@@ -17,6 +19,7 @@ from bench.config import (
     EvalSpec,
     ModelSpec,
     RunConfig,
+    format_validation_error,
     parse_assignments,
 )
 from bench.data import DATASETS, dataset_info, resolve_data_root
@@ -150,21 +153,42 @@ def _model(source: _Source, num_classes: int, dataset: str) -> torch.nn.Module:
     raise ConfigError(f"cannot load {source.weights}:\n  " + "\n  ".join(errors) + hint)
 
 
+def _check_factors(option: str, factors: list[float], example: str) -> None:
+    """Scale factors are finite and > 0: the input is resized by them."""
+    if not all(math.isfinite(factor) and factor > 0 for factor in factors):
+        given = " ".join(f"{factor:g}" for factor in factors)
+        raise ConfigError(
+            f"{option} {given}: {'every factor' if len(factors) > 1 else 'the factor'} must be "
+            f"a finite number > 0, e.g. {option} {example}"
+        )
+
+
+def _eval_updates(args: argparse.Namespace) -> dict:
+    """The evaluation settings given as options, checked."""
+    updates: dict = {"visualize": ()}
+    if args.scale is not None:
+        _check_factors("--scale", [args.scale], "0.5")
+        updates["scale"] = args.scale
+    if args.multiscale:
+        _check_factors("--multiscale", args.multiscale, "0.75 1.0 1.25")
+        updates["multiscale"] = tuple(args.multiscale)
+    if args.flip:
+        updates["flip"] = True
+    return updates
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    updates = _eval_updates(args)
     source = _source(args)
     data, split = _data(args, source.run)
     data_root = resolve_data_root(
         args.data_root, dataset="synthetic" if data.dataset == "synthetic" else None
     )
     base = source.run.eval if source.run is not None else EvalSpec()
-    updates = {"visualize": ()}
-    if args.scale is not None:
-        updates["scale"] = args.scale
-    if args.multiscale:
-        updates["multiscale"] = tuple(args.multiscale)
-    if args.flip:
-        updates["flip"] = True
-    spec = EvalSpec.model_validate({**base.model_dump(), **updates})
+    try:
+        spec = EvalSpec.model_validate({**base.model_dump(), **updates})
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, "evaluate options")) from None
     augment = AugmentSpec(normalize=_normalize(args, source))
     info = dataset_info(data.dataset, data.synthetic)
     model = _model(source, info.num_classes, data.dataset).eval()

@@ -51,10 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from bench.deploy import export_onnx, onnx_error
+    from bench.deploy.export import check_onnx_destination
 
     size = parse_size(args.size)
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
+    if args.num_classes is not None and args.num_classes < 1:
+        raise ConfigError(f"--num-classes must be at least 1, got {args.num_classes}")
+    check_onnx_destination(args.output)
     assignments = list(args.set)
     num_classes = args.num_classes
     weights_file = None
@@ -80,7 +84,7 @@ def _export(args: argparse.Namespace) -> int:
                     f"--weights {args.weights!r}: not a run id under {args.out}, a run folder "
                     "or a .pt/.pth file"
                 )
-    model = build_model(args.model, num_classes or 19, assignments)
+    model = build_model(args.model, 19 if num_classes is None else num_classes, assignments)
     if weights_file is not None:
         load_weights(model, weights_file, where="--weights: ")
     path = export_onnx(model.eval(), size, args.output, batch=args.batch)

@@ -19,10 +19,14 @@ from bench.config import (
     parse_assignments,
 )
 from bench.errors import ConfigError
-from bench.results import Cost, FlopCount, Latency, ParamCount, atomic_write_text
+from bench.files import atomic_write_text
+from bench.results import Cost, FlopCount, Latency, ParamCount
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 DEFAULT_SIZE = "512x1024"
+# The largest side of an input, 4x the width of a Cityscapes image: a float input of
+# 8192x8192 is 805 MB, and a model's activations at that size are tens of GB.
+MAX_SIDE = 8192
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,13 +100,16 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"512x1024"`` -> ``(512, 1024)``; a :class:`ConfigError` for anything else."""
+    """``"512x1024"`` -> ``(512, 1024)``; each side 1 to :data:`MAX_SIDE` pixels, else a
+    :class:`ConfigError`."""
     match = _SIZE.match(text)
-    if match is None or 0 in (int(match[1]), int(match[2])):
+    height, width = (int(match[1]), int(match[2])) if match is not None else (0, 0)
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ConfigError(
-            f"--size {text!r}: expected HEIGHTxWIDTH with positive integers, e.g. 512x1024"
+            f"--size {text!r}: expected HEIGHTxWIDTH with each side 1 to {MAX_SIDE} pixels "
+            f"({MAX_SIDE} is 4x a Cityscapes image's width), e.g. 512x1024"
         )
-    return int(match[1]), int(match[2])
+    return height, width
 
 
 def _options(args: argparse.Namespace) -> profile.InferenceOptions:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from bench.claims import load_claims
 from bench.config import available_suites, load_suite, parse_assignments, suite_path
 from bench.data import resolve_data_root
 from bench.errors import ConfigError
-from bench.execute import SuiteOptions, SuiteOutcome
+from bench.execute import SuiteOptions, SuiteOutcome, read_events
 from bench.launch import ClusterOptions, WorkerSpec, launch_local, launch_submitit
 from bench.layout import SuiteLayout
 from bench.locks import DEFAULT_TIMEOUT_S, FileLock
@@ -234,7 +235,7 @@ def _validated(args: argparse.Namespace) -> tuple[WorkerSpec, list[PlannedRun], 
         args.data_root, dataset="synthetic" if datasets == {"synthetic"} else None
     )
     device = _device(args.device)
-    validate_plan(plan, data_root, device, source=str(suite_path(args.suite)))
+    validate_plan(plan, data_root, device, source=str(suite_path(args.suite)), output=layout.root)
     options = SuiteOptions(data_root=data_root, device=device)
     return _worker_spec(args, options), plan, layout
 
@@ -262,9 +263,19 @@ def _print_runs(plan: list[PlannedRun], layout: SuiteLayout, holders: bool = Fal
         if holder is not None:
             kind = "stale claim of" if lock.is_stale(holder) else "held by"
             line += f", {kind} {holder.describe()}"
+        elif holders:
+            line += stopped_text(read_events(run.layout))
         print(line)
     counts = status_counts(plan)
     print("  " + ", ".join(f"{count} {status}" for status, count in counts.items()))
+
+
+def stopped_text(events: list[dict]) -> str:
+    """``, last interrupted at TIME: reason`` when a run's history ends in a stop."""
+    if not events or events[-1]["event"] not in ("interrupted", "failed", "lost"):
+        return ""
+    last = events[-1]
+    return f", last {last['event']} at {last.get('time', '?')[:19]}: {last.get('error', '')}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -288,12 +299,23 @@ def _run(args: argparse.Namespace) -> int:
         print(_render(args))
     if outcome.failed:
         log.error(
-            "%d run(s) failed; see `liteseg-bench status %s` and the report",
+            "%d run(s) failed; see `%s` and the report",
             len(outcome.failed),
-            args.suite,
+            shlex.join(["liteseg-bench", "status", *_suite_arguments(args)]),
         )
         return 1
     return 0
+
+
+def _suite_arguments(args: argparse.Namespace) -> list[str]:
+    """The arguments that select the same runs in another command (suite, --out, --set,
+    --only)."""
+    selected = [args.suite, "--out", str(args.out)]
+    for assignment in args.set:
+        selected += ["--set", assignment]
+    for name in args.only:
+        selected += ["--only", name]
+    return selected
 
 
 def _launch(args: argparse.Namespace, spec: WorkerSpec) -> SuiteOutcome:
@@ -367,6 +389,7 @@ def _print_outcome(outcome: SuiteOutcome) -> None:
         ("held", "held by other workers"),
         ("finished-elsewhere", "finished by other workers"),
         ("lost", "taken over by other workers"),
+        ("removed", "stopped because their files were deleted while they ran"),
     ):
         ids = outcome.ids(kind)
         if ids:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ import torch
 from torch import nn
 
 from bench.deploy.packages import require
+from bench.errors import ConfigError
+from bench.files import unwritable_reason
 from bench.profile._common import eval_mode, random_images
 from bench.profile.fold import fold_batchnorm
 
@@ -47,6 +50,32 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
+def check_onnx_destination(path: str | Path) -> Path:
+    """``path`` as a :class:`Path` if an ONNX file can be written there, else a ConfigError.
+
+    Checked before any export work: the name ends in ``.onnx``; it is not a folder and
+    not a read-only file; its folder can be created and written
+    (:func:`bench.files.unwritable_reason`).
+    """
+    path = Path(path)
+    where = f"cannot write the ONNX file {path}"
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{where}: it is a folder; name a file, e.g. {path / 'model.onnx'}")
+        if path.suffix != ".onnx":
+            raise ConfigError(
+                f"{where}: the name must end in .onnx, e.g. {path.with_name(path.stem + '.onnx')}"
+            )
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ConfigError(f"{where}: the file exists and is read-only")
+        problem = unwritable_reason(path.parent)
+    except OSError as error:
+        raise ConfigError(f"{where}: {error.strerror or error}") from None
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}; choose a writable folder")
+    return path
+
+
 def export_onnx(
     model: nn.Module,
     input_size: tuple[int, int],
@@ -66,10 +95,14 @@ def export_onnx(
 
     The graph has one input ``images`` and one output ``logits`` and passes
     ``onnx.checker.check_model`` and strict shape inference.
+
+    Raises:
+        ConfigError: ``path`` cannot be written (:func:`check_onnx_destination`, checked
+            before the export).
     """
     onnx = require("onnx", "onnx export")
     require("onnxscript", "onnx export")
-    path = Path(path)
+    path = check_onnx_destination(path)
     with eval_mode(model), torch.no_grad():
         prepared = fold_batchnorm(model) if fold_bn else model
         images = random_images(input_size, batch)

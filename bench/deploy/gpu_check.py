@@ -35,9 +35,10 @@ from architectures import create_model, list_models
 from bench.config import InferenceOptions
 from bench.deploy.runtimes import check_combination
 from bench.errors import ConfigError
+from bench.files import atomic_write_text
 from bench.profile import measure_deployments, random_images
 from bench.profile.device import device_name
-from bench.results import TIMING_LABELS, Latency, atomic_write_text
+from bench.results import TIMING_LABELS, Latency
 
 log = logging.getLogger(__name__)
 
