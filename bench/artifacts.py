@@ -51,12 +51,14 @@ def architecture_key(cfg: RunConfig, device_type: str) -> str:
     """Name of the cost profile of ``cfg``'s architecture under its profile settings.
 
     Cost depends on the model and its overrides (not on the seed or the training
-    recipe), the profile settings and the device type; seeds of a variant share it.
+    recipe), the profile settings and the device type; seeds of a variant share it. With
+    ``precisions = "auto"`` the pairs it resolves to on this machine are part of the key,
+    so a machine with other features measures its own.
     """
-    key = json.dumps(
-        [cfg.model.name, cfg.model.overrides, cfg.profile.model_dump(mode="json"), device_type],
-        sort_keys=True,
-    )
+    parts = [cfg.model.name, cfg.model.overrides, cfg.profile.model_dump(mode="json"), device_type]
+    if cfg.profile.precisions == "auto":
+        parts.append(cfg.profile.combinations(device_type))
+    key = json.dumps(parts, sort_keys=True)
     return f"{cfg.model.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from architectures import UnknownModelError, model_meta
 from architectures.meta import UnknownResultError
 from bench.errors import ConfigError
+from bench.hardware import Hardware, auto_precisions, detect
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -342,7 +343,12 @@ class ProfileSpec(FrozenSpec):
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     inference: InferenceOptions = InferenceOptions(channels_last=True, fold_bn=True)
     runtimes: tuple[RuntimeName, ...] = Field(("torch",), min_length=1)
-    precisions: tuple[Precision, ...] = Field(("fp32",), min_length=1)
+    precisions: tuple[Precision, ...] | Literal["auto"] = Field(
+        ("fp32",),
+        min_length=1,
+        description='"auto": fp32 and every reduced precision each runtime runs natively on '
+        "the machine measuring (bench.hardware.auto_precisions)",
+    )
     runtime_precisions: RuntimePrecisions = RuntimePrecisions()
     calibration_images: int = Field(32, ge=1, description="training images calibrating int8")
 
@@ -359,12 +365,24 @@ class ProfileSpec(FrozenSpec):
                 )
         return self
 
-    def combinations(self) -> list[tuple[RuntimeName, Precision]]:
-        """Every measured ``(runtime, precision)`` pair, in the order listed, without repeats."""
+    def combinations(
+        self, device: str = "cpu", hardware: Hardware | None = None
+    ) -> list[tuple[RuntimeName, Precision]]:
+        """Every measured ``(runtime, precision)`` pair, in the order listed, without repeats.
+
+        ``precisions = "auto"`` resolves per runtime for ``device`` on ``hardware`` (default:
+        this machine, :func:`bench.hardware.detect`); a runtime's own list wins over it.
+        """
         pairs: dict[tuple[RuntimeName, Precision], None] = {}
         for runtime in self.runtimes:
             own = getattr(self.runtime_precisions, runtime)
-            for precision in own if own is not None else self.precisions:
+            if own is not None:
+                precisions = own
+            elif self.precisions == "auto":
+                precisions = auto_precisions(runtime, device, hardware or detect())
+            else:
+                precisions = self.precisions
+            for precision in precisions:
                 pairs[(runtime, precision)] = None
         return list(pairs)
 

@@ -1,4 +1,5 @@
-"""Where a run ran: versions, device, threads and the git commit of this checkout."""
+"""Where a run ran: versions, device, its CPU features, threads and the git commit of this
+checkout."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import torch
 
 from bench.distributed import DistContext
-from bench.profile.latency import device_name
+from bench.hardware import detect
+from bench.profile.device import device_name
 from bench.results import Environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,8 @@ def environment(ctx: DistContext) -> Environment:
         device=ctx.device.type,
         device_name=device_name(ctx.device),
         threads=torch.get_num_threads(),
+        cores=detect().cores,
+        cpu_features=detect().feature_names(),
         git_commit=git_commit(),
         world_size=ctx.world_size,
     )

@@ -447,7 +447,7 @@ def measure_suite_latency(
                 min(rounds, spec.repeats),
             )
             calibration = None
-            if any(precision == "int8" for _, precision in spec.combinations()):
+            if any(precision == "int8" for _, precision in spec.combinations(ctx.device.type)):
                 calibration = {
                     key: calibration_for(runs[0].config, data_root)
                     for key, runs in architectures.items()

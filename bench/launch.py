@@ -40,6 +40,7 @@ from bench.execute import (
     latency_stage,
     run_suite,
 )
+from bench.hardware import available_cores
 from bench.layout import SuiteLayout
 from bench.plan import (
     PlannedRun,
@@ -48,7 +49,6 @@ from bench.plan import (
     read_added_seeds,
     with_added_seeds,
 )
-from bench.profile import available_cores
 from bench.results import RunRecord, write_record
 
 log = logging.getLogger(__name__)

@@ -125,6 +125,9 @@ class Latency(_Record):
     timing: Timing = "end_to_end"
     device: str
     device_name: str
+    cpu_features: list[str] = Field(
+        [], description="the CPU's matrix features (bench.hardware), which pick its kernels"
+    )
     input_size: tuple[int, int]
     batch: int
     threads: int | None
@@ -248,6 +251,10 @@ class Environment(_Record):
     device: str
     device_name: str
     threads: int
+    cores: int | None = Field(None, description="CPU cores the process could use")
+    cpu_features: list[str] = Field(
+        [], description="the CPU's matrix features (bench.hardware: AVX2 ... AMX-INT8)"
+    )
     git_commit: str | None
     world_size: int = 1
 

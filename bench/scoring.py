@@ -103,7 +103,8 @@ def deployed_accuracies(
     Evaluated with the run's own ``eval`` settings (a deployment is exported and compiled
     once per input size those settings produce).
     """
-    reduced = [pair for pair in cfg.profile.combinations() if pair[1] != "fp32"]
+    pairs = cfg.profile.combinations(torch.device(device).type)
+    reduced = [(runtime, precision) for runtime, precision in pairs if precision != "fp32"]
     if not reduced:
         return []
     from bench.deploy import evaluate_deployed

@@ -14,6 +14,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from bench.config import load_suite
+from bench.hardware import detect
 
 BASE_SUITE = """
 name = "bad"
@@ -70,6 +71,17 @@ def test_smoke_suite_trains_every_model_and_renders_the_report(smoke):
         assert header == "data:image/png;base64"
         assert base64.b64decode(payload).startswith(b"\x89PNG")
     assert (out / "smoke" / "report" / "results.csv").is_file()
+
+
+@pytest.mark.slow
+def test_records_and_latencies_name_the_cpu_features(smoke):
+    out, _ = smoke
+    features = detect().feature_names()
+    for path in (out / "smoke" / "runs").glob("*/result.json"):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        assert record["environment"]["cpu_features"] == features
+        assert record["environment"]["cores"] == detect().cores
+        assert all(latency["cpu_features"] == features for latency in record["cost"]["latency"])
 
 
 @pytest.mark.slow

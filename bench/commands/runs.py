@@ -20,6 +20,7 @@ from bench.config import available_suites, load_suite, parse_assignments, suite_
 from bench.data import resolve_data_root
 from bench.errors import ConfigError
 from bench.execute import SuiteOptions, SuiteOutcome, read_events
+from bench.hardware import detect
 from bench.launch import ClusterOptions, WorkerSpec, launch_local, launch_submitit
 from bench.layout import SuiteLayout
 from bench.locks import DEFAULT_TIMEOUT_S, FileLock
@@ -243,6 +244,14 @@ def _validated(args: argparse.Namespace) -> tuple[WorkerSpec, list[PlannedRun], 
 def _plan(args: argparse.Namespace) -> int:
     spec, plan, layout = _validated(args)
     _print_runs(plan, layout)
+    device = spec.options.device
+    print(f"  latency stage on this machine ({detect().describe()}):")
+    for profile in dict.fromkeys(run.config.profile for run in plan):
+        pairs = ", ".join(
+            f"{runtime} {precision}" for runtime, precision in profile.combinations(device)
+        )
+        source = ' (precisions = "auto")' if profile.precisions == "auto" else ""
+        print(f"    {pairs}{source}")
     print(
         f"  valid: every model and override builds, pretrained files exist, the data splits "
         f"of unfinished runs are present under {spec.options.data_root}, and the settings "

@@ -32,7 +32,6 @@ from bench.profile.latency import (
     DTYPES,
     DeviceUnavailableError,
     InferenceOptions,
-    available_cores,
     check_settings,
     cpu_threads,
     device_name,
@@ -58,7 +57,6 @@ __all__ = [
     "TORCH",
     "DeviceUnavailableError",
     "InferenceOptions",
-    "available_cores",
     "check_profile_spec",
     "check_settings",
     "conv_bn_pairs",
@@ -116,7 +114,7 @@ def check_profile_spec(spec: ProfileSpec, device: str | torch.device) -> None:
         )
     except ConfigError as error:
         raise ConfigError(f"profile: {error}") from None
-    for runtime, precision in spec.combinations():
+    for runtime, precision in spec.combinations(resolved.type):
         own = getattr(spec.runtime_precisions, runtime) is not None
         key = f"runtime_precisions.{runtime}" if own else "precisions"
         try:
@@ -185,7 +183,7 @@ def profile_models(
     latencies = measure_deployments(
         models,
         spec.latency_size,
-        spec.combinations(),
+        spec.combinations(resolve_device(device).type),
         device=resolve_device(device),
         options=options or spec.inference,
         batch=spec.latency_batch,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
 from collections.abc import Iterator
 
 import torch
 
 from bench.errors import ConfigError, UserError
+from bench.hardware import available_cores, detect
 
 
 class DeviceUnavailableError(UserError):
@@ -37,18 +36,7 @@ def device_name(device: torch.device) -> str:
     """A human-readable name of the CPU model or GPU."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return detect().cpu
 
 
 @contextlib.contextmanager

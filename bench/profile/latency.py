@@ -35,10 +35,10 @@ from torch import nn
 
 from bench.config import InferenceOptions
 from bench.errors import ConfigError
+from bench.hardware import detect
 from bench.profile._common import random_images
 from bench.profile.device import (
     DeviceUnavailableError,
-    available_cores,
     cpu_threads,
     device_name,
     resolve_device,
@@ -61,7 +61,6 @@ __all__ = [
     "CPU_FAST",
     "DTYPES",
     "DeviceUnavailableError",
-    "available_cores",
     "check_settings",
     "cpu_threads",
     "device_name",
@@ -306,6 +305,7 @@ def measure_deployments(
                 timing=deployment.timing,
                 device=device.type,
                 device_name=device_name(device),
+                cpu_features=detect().feature_names(),
                 input_size=tuple(input_size),
                 batch=batch,
                 threads=used_threads,

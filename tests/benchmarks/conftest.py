@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from bench.profile import available_cores, cpu_threads
+from bench.hardware import available_cores
+from bench.profile import cpu_threads
 from bench.profile.latency import device_name
 
 THREADS_ENV = "LITESEG_BENCH_THREADS"

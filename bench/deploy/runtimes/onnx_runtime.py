@@ -17,7 +17,7 @@ from torch import nn
 from bench.deploy.export import INPUT_NAME, OUTPUT_NAME
 from bench.deploy.quantize import quantize_onnx
 from bench.deploy.runtimes.base import Deployment, PrepareContext, Runtime
-from bench.profile.device import available_cores
+from bench.hardware import available_cores
 
 
 class OnnxRuntime(Runtime):

@@ -19,7 +19,7 @@ from torch import nn
 from bench.deploy.quantize import quantize_openvino
 from bench.deploy.runtimes.base import Deployment, PrepareContext, Runtime
 from bench.errors import ConfigError
-from bench.profile.device import available_cores
+from bench.hardware import available_cores
 
 PLUGIN = "CPU"
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
