@@ -165,7 +165,11 @@ def load_without_code(path: Path) -> Any:
     except pickle.UnpicklingError as error:
         refused = re.search(r"[Uu]nsupported (?:GLOBAL|global:?(?: GLOBAL)?) ([\w.]+)", str(error))
         if refused is None:
-            raise WeightLoadError(f"{path}: not a PyTorch checkpoint ({error})") from None
+            detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(error))
+            reason = detail.group(1) if detail else str(error).strip().splitlines()[-1]
+            raise WeightLoadError(
+                f"{path}: not a PyTorch checkpoint (unreadable pickle: {reason})"
+            ) from None
         raise WeightLoadError(
             f"{path}: refused, nothing in it was run: its pickle asks for {refused.group(1)}, "
             "which a weights file never needs. Use weights only from a source you trust, and "

@@ -219,15 +219,8 @@ def execute_run(
     if ctx.is_main:
         layout.root.mkdir(parents=True, exist_ok=True)
         layout.config.write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
-    if run.source is not None:
-        record = _evaluate_trained(run, suite, data_root, ctx) if ctx.is_main else None
-        ctx.barrier()
-        return record
     try:
-        trainer = Trainer(
-            cfg, layout, data_root, ctx, progress=progress, step_callback=step_callback
-        )
-        outcome = trainer.fit()
+        record = _produce_record(run, suite, data_root, ctx, progress, step_callback)
     except (TrainingDiverged, NonFiniteOutputs) as error:
         record = RunRecord(**base_record(run), status="failed", error=str(error))
     except (UserError, LockLost):
@@ -237,23 +230,6 @@ def execute_run(
         record = RunRecord(
             **base_record(run), status="failed", error=f"{type(error).__name__}: {error}"
         )
-    else:
-        record = None
-        if ctx.is_main:
-            write_samples(suite, trainer.val_set, cfg.eval.visualize)
-            trainer.save_weights(outcome.model)
-            record = RunRecord(
-                **base_record(run),
-                status="done",
-                dataset=dataset_record(cfg.data, cfg.data.train_split, cfg.data.val_split),
-                metrics=outcome.metrics,
-                best=outcome.best,
-                cost=_counted_cost(run, suite, outcome.model, ctx.device.type),
-                training=outcome.training,
-                environment=environment(ctx),
-                predictions=write_predictions(layout, outcome.predictions),
-                deployed=_deployed(run, outcome.model, data_root, ctx),
-            )
     if ctx.is_main and record is not None:
         write_record(layout.result, record)
         if record.status == "done":
@@ -261,6 +237,40 @@ def execute_run(
                 path.unlink(missing_ok=True)
     ctx.barrier()
     return record
+
+
+def _produce_record(
+    run: PlannedRun,
+    suite: SuiteLayout,
+    data_root: Path,
+    ctx: DistContext,
+    progress: bool,
+    step_callback: Callable[[int], None] | None,
+) -> RunRecord | None:
+    """Train (or, for an evaluation-only run, score) ``run``; rank 0 returns its record."""
+    if run.source is not None:
+        return _evaluate_trained(run, suite, data_root, ctx) if ctx.is_main else None
+    cfg = run.config
+    trainer = Trainer(
+        cfg, run.layout, data_root, ctx, progress=progress, step_callback=step_callback
+    )
+    outcome = trainer.fit()
+    if not ctx.is_main:
+        return None
+    write_samples(suite, trainer.val_set, cfg.eval.visualize)
+    trainer.save_weights(outcome.model)
+    return RunRecord(
+        **base_record(run),
+        status="done",
+        dataset=dataset_record(cfg.data, cfg.data.train_split, cfg.data.val_split),
+        metrics=outcome.metrics,
+        best=outcome.best,
+        cost=_counted_cost(run, suite, outcome.model, ctx.device.type),
+        training=outcome.training,
+        environment=environment(ctx),
+        predictions=write_predictions(run.layout, outcome.predictions),
+        deployed=_deployed(run, outcome.model, data_root, ctx),
+    )
 
 
 def _deployed(run: PlannedRun, model, data_root: Path, ctx: DistContext) -> list:
@@ -295,7 +305,7 @@ def _evaluate_trained(
         scored = score(best_model, cfg.data, split, cfg.augment, cfg.eval, data_root, ctx.device)
         best = source.record.best.model_copy(update={"metrics": scored.metrics})
     write_samples(suite, final.dataset, cfg.eval.visualize)
-    record = RunRecord(
+    return RunRecord(
         **base_record(run),
         status="done",
         dataset=dataset_record(cfg.data, cfg.data.train_split, cfg.data.val_split),
@@ -308,8 +318,6 @@ def _evaluate_trained(
         deployed=_deployed(run, model, data_root, ctx),
         evaluated_from=source.run_id,
     )
-    write_record(run.layout.result, record)
-    return record
 
 
 def _claim(run: PlannedRun, options: SuiteOptions, ctx: DistContext) -> FileLock | None:

@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.errors import NonFiniteOutputs
 from bench.execute import read_events
 from bench.layout import RunLayout, SuiteLayout
 
@@ -592,6 +593,24 @@ def test_fault_ctrl_c_logs_interrupted_and_resumes(tmp_path, capsys, caplog):
     assert "partial, last interrupted" in status
     code, text = _run_cli(argv, capsys, caplog)
     assert code == 0 and "resuming" in text
+
+
+def test_fault_deployed_precision_with_nan_outputs_fails_only_its_run(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    def nan_outputs(model, cfg, data_root, device):
+        if cfg.variant == "first":
+            raise NonFiniteOutputs("the model's outputs are NaN/inf at evaluation (openvino int8)")
+        return []
+
+    monkeypatch.setattr("bench.execute.deployed_accuracies", nan_outputs)
+    code, text = _run_cli(_run(tmp_path, iters=2), capsys, caplog)
+    assert code == 1 and "failed: the model's outputs are NaN/inf" in text
+    runs = _runs(tmp_path)
+    assert (
+        _record(runs["first"])["status"] == "failed" and _record(runs["first"])["metrics"] is None
+    )
+    assert _record(runs["second"])["status"] == "done", "the other run goes on"
 
 
 @pytest.mark.long
