@@ -141,9 +141,8 @@ def gpu(session: nox.Session) -> None:
     session.run("python", "-m", "bench.deploy.gpu_check", *session.posargs, env=_data_env())
 
 
-@nox.session(default=False)
-def parity(session: nox.Session) -> None:
-    """Compare the ports with the official PaddleSeg PP-LiteSeg (and time both side by side)."""
+def _install_with_paddleseg(session: nox.Session) -> None:
+    """The project, plus PaddlePaddle and PaddleSeg beside torch (PARITY_PACKAGES)."""
     _install_project(session)
     session.install(*PARITY_PACKAGES, "setuptools")
     # paddleseg pulls opencv-python, which overwrites the headless cv2 that
@@ -154,4 +153,22 @@ def parity(session: nox.Session) -> None:
     else:
         session.run("python", "-m", "pip", "uninstall", "-y", "opencv-python", silent=True)
         session.install("--force-reinstall", "--no-deps", "opencv-python-headless")
+
+
+@nox.session(default=False)
+def parity(session: nox.Session) -> None:
+    """Compare the ports with the official PaddleSeg PP-LiteSeg (and time both side by side)."""
+    _install_with_paddleseg(session)
     session.run("pytest", "-m", "parity", "tests/parity", *session.posargs, env=_data_env())
+
+
+@nox.session(default=False)
+def throughput(session: nox.Session) -> None:
+    """Training steps/s side by side: our trainer, its floor, speed options, PaddleSeg's step.
+
+    Runs ``liteseg-bench throughput``; its options go after ``--``, e.g.
+    ``nox -s throughput -- --rounds 5 --json throughput.json``.
+    """
+    _install_with_paddleseg(session)
+    # Without --paddle-python the command uses its own interpreter: this session's, with paddle.
+    session.run("liteseg-bench", "throughput", *session.posargs, env=_data_env())

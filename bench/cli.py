@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from bench import __version__
-from bench.commands import data, env, evaluate, export, profile, runs, weights
+from bench.commands import data, env, evaluate, export, profile, runs, throughput, weights
 from bench.errors import UserError
 
-COMMAND_MODULES = (runs, evaluate, data, profile, export, weights, env)
+COMMAND_MODULES = (runs, evaluate, data, profile, export, weights, env, throughput)
 
 
 def build_parser() -> argparse.ArgumentParser:
